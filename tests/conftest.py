@@ -1,0 +1,24 @@
+import os, subprocess, sys
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def run(cmd, check=True, timeout=600, **kw):
+    "Run a command (list) with the venv's scripts on PATH; returns the CompletedProcess."
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **kw.pop("env", {})}
+    p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, env=env, **kw)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{cmd} exited {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}")
+    return p
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory):
+    "A checkpoint trained for 30 steps on the digits by the real `hw5-train`."
+    out = tmp_path_factory.mktemp("ckpt") / "run"
+    run(["hw5-train", "--data", "digits", "--out", out, "--max-steps", "30", "--batch-size", "32",
+         "--sample-n", "4", "--sample-steps", "10"])
+    return out

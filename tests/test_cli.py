@@ -1,0 +1,95 @@
+"The console scripts end to end, as real processes: outputs, shapes, and one clear error for bad input."
+import json
+import numpy as np
+import pytest
+from PIL import Image
+from conftest import run
+
+
+def test_train_writes_checkpoint_and_pictures(tiny_ckpt):
+    names = sorted(p.name for p in tiny_ckpt.iterdir())
+    assert names == ["config.json", "loss.png", "model.safetensors", "samples.png"]
+    cfg = json.loads((tiny_ckpt / "config.json").read_text())
+    assert cfg["step"] == 30 and cfg["data"] == "digits" and cfg["unet"]["sample_size"] == 16
+    assert cfg["scheduler"]["_class_name"] == "DDPMScheduler" and cfg["scheduler"]["num_train_timesteps"] == 1000
+    assert Image.open(tiny_ckpt / "samples.png").size[0] > 64
+
+
+def test_sample_writes_pngs_and_grid(tiny_ckpt, tmp_path):
+    p = run(["hw5-sample", "--ckpt", tiny_ckpt, "--n", "4", "--out", tmp_path / "s", "--steps", "20", "--seed", "1"])
+    assert "wrote 4 images" in p.stdout
+    pngs = sorted((tmp_path / "s").glob("0*.png"))
+    assert [p.name for p in pngs] == [f"{i:06d}.png" for i in range(4)]
+    assert all(np.asarray(Image.open(p)).shape == (16, 16) for p in pngs)
+    assert (tmp_path / "s" / "grid.png").is_file()
+    # same seed, same images
+    run(["hw5-sample", "--ckpt", tiny_ckpt, "--n", "4", "--out", tmp_path / "t", "--steps", "20", "--seed", "1"])
+    assert all((np.asarray(Image.open(a)) == np.asarray(Image.open(tmp_path / "t" / a.name))).all() for a in pngs)
+
+
+def _fails(cmd, msg, only_line=True):
+    "The command exits 2 with one error line naming `msg` (and, when it fails before any work, nothing else)."
+    p = run(cmd, check=False)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    lines = p.stderr.strip().replace("\r", "\n").splitlines()
+    errors = [l for l in lines if ": error: " in l]
+    assert len(errors) == 1 and errors[0] == lines[-1] and msg in errors[0], p.stderr
+    assert "Traceback" not in p.stderr
+    if only_line: assert len(lines) == 1, p.stderr
+    return errors[0]
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--steps", "-3"], "--steps must be between 1 and T=1000"),
+    (["--steps", "0"], "--steps must be between 1 and T=1000"),
+    (["--steps", "1001"], "--steps must be between 1 and T=1000"),
+    (["--n", "0"], "--n: must be >= 1"),
+    (["--n", "many"], "expected a positive integer"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_sample_bad_flags(tiny_ckpt, tmp_path, args, msg):
+    _fails(["hw5-sample", "--ckpt", tiny_ckpt, "--out", tmp_path / "o", *args], msg)
+    assert not (tmp_path / "o").exists()
+
+
+def test_sample_missing_and_broken_checkpoints(tiny_ckpt, tmp_path):
+    _fails(["hw5-sample", "--ckpt", tmp_path / "nope", "--out", tmp_path / "o"], f"checkpoint folder not found: {tmp_path / 'nope'}")
+    bad = tmp_path / "bad"; bad.mkdir()
+    _fails(["hw5-sample", "--ckpt", bad, "--out", tmp_path / "o"], "has no config.json")
+    (bad / "config.json").write_text("{ not json")
+    _fails(["hw5-sample", "--ckpt", bad, "--out", tmp_path / "o"], "corrupt checkpoint config")
+    # a config for a bigger model than the weights: the mismatch is named
+    cfg = json.loads((tiny_ckpt / "config.json").read_text()); cfg["unet"]["ch"] = 64
+    (bad / "config.json").write_text(json.dumps(cfg))
+    (bad / "model.safetensors").write_bytes((tiny_ckpt / "model.safetensors").read_bytes())
+    _fails(["hw5-sample", "--ckpt", bad, "--out", tmp_path / "o"], "do not match the model")
+    (bad / "model.safetensors").write_bytes(b"\x00" * 100)
+    _fails(["hw5-sample", "--ckpt", bad, "--out", tmp_path / "o"], "corrupt checkpoint weights")
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--data", "/no/such/dir"], "unknown data set '/no/such/dir'"),
+    (["--max-steps", "-1"], "--max-steps: must be >= 1"),
+    (["--lr", "0"], "--lr: must be > 0"),
+    (["--batch-size", "5000"], "larger than the data set (1437 images)"),
+    (["--resolution", "10"], "--resolution 10"),
+    (["--data", "cifar10"], "pass download=True, or --download"),
+])
+def test_train_bad_input(tmp_path, args, msg):
+    _fails(["hw5-train", "--out", tmp_path / "o", *args], msg)
+    assert not (tmp_path / "o").exists()
+
+
+def test_train_on_image_folder_and_corrupt_image(tmp_path):
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / "data" / "train" / c).mkdir(parents=True)
+        for k in range(4):
+            Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(tmp_path / "data" / "train" / c / f"{k}.png")
+    run(["hw5-train", "--data", tmp_path / "data", "--resolution", "16", "--out", tmp_path / "o", "--max-steps", "2",
+         "--batch-size", "4", "--sample-n", "2", "--sample-steps", "2"])
+    assert json.loads((tmp_path / "o" / "config.json").read_text())["classes"] == ["a", "b"]
+    (tmp_path / "data" / "train" / "b" / "broken.png").write_bytes(b"\x89PNG garbage")
+    line = _fails(["hw5-train", "--data", tmp_path / "data", "--resolution", "16", "--out", tmp_path / "o2",
+                   "--max-steps", "4", "--batch-size", "9", "--sample-n", "0"], "broken.png", only_line=False)
+    assert "cannot read image" in line
