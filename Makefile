@@ -5,7 +5,7 @@ PY     := $(BIN)/python
 # Two notebooks at a time on two cores: one BLAS thread each avoids oversubscription.
 NB_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: install demo test test-nbs test-py export clean-nbs clean
+.PHONY: install demo test test-nbs test-py export clean-nbs clean docs test-docs browser figures readme
 
 install: $(VENV)/.installed
 
@@ -19,14 +19,36 @@ demo: install
 	$(BIN)/hw5-train --data digits --out outputs/demo
 	@echo "demo outputs: $(CURDIR)/outputs/demo (samples.png, loss.png, model.safetensors, config.json)"
 
-## All tests: library == notebooks, clean notebooks, every notebook under nbdev_test, then pytest.
-test: install test-nbs test-py
+## All tests: library == notebooks, clean notebooks, every notebook under nbdev_test, pytest, the docs site.
+test: install test-nbs test-py test-docs
 
 test-nbs: install
 	cd nbs && $(NB_ENV) ../$(BIN)/nbdev_test --n_workers 2 --do_print
 
 test-py: install
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q tests --ignore=tests/test_docs.py
+
+## The docs site (_docs/), built offline and checked page by page in headless Chromium.
+test-docs: docs browser
+	$(BIN)/pytest -q tests/test_docs.py
+
+## The docs site in _docs/: nbdev's processed notebooks rendered by Sphinx + MyST-NB (Quarto-free, offline).
+docs: install
+	$(PY) nbs/_docs_tools/build.py
+
+## Run every notebook in full and keep its pictures (small) for the docs: after the notebooks are final.
+figures: install
+	$(NB_ENV) $(PY) nbs/_docs_tools/figures.py
+
+## README.md from nbs/index.ipynb (a test fails when they differ).
+readme: install
+	$(PY) nbs/_docs_tools/readme.py
+
+## Debian's Chromium for the browser check, where we are root with apt-get (elsewhere that check is skipped).
+browser:
+	@test -x /usr/bin/chromium || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "could not install chromium: the browser checks will be skipped"
 
 ## Developer helpers
 export: install

@@ -1,0 +1,332 @@
+"""The docs site (`make docs`): built offline from nbdev's processed notebooks, then opened page by page in
+headless Chromium (Debian's, through Playwright) and checked as a reader would see it. Also: README.md is what
+nbs/index.ipynb gives, the nbdev/Quarto configuration stays valid, and `make figures` keeps real, small outputs."""
+import base64, functools, html, html.parser, http.server, importlib, inspect, io, json, os, re, shutil, sys, threading
+import urllib.error, urllib.request
+from pathlib import Path
+import pytest, yaml
+from PIL import Image
+from conftest import ROOT, run
+
+TOOLS = ROOT / "nbs" / "_docs_tools"
+CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), None)
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (/usr/bin/chromium): `make test` "
+                                    "installs Debian's chromium when it runs as root with apt-get; the browser checks need it")
+
+
+# ---------------------------------------------------------------- what the sources say the site must have
+def _directives(src: str) -> dict:
+    "The `#|` options at the top of a code cell (`hide`, `echo: false`, `default_exp data`, ...)."
+    opts = {}
+    for line in src.split("\n"):
+        if not line.startswith("#|"): break
+        k, _, v = line[2:].strip().replace(":", " ", 1).partition(" ")
+        opts[k.strip()] = v.strip().lower()
+    return opts
+
+
+def notebook_pages(nbs: Path) -> list:
+    "(notebook, page, module, images shown) for every notebook in nbs/, in nbdev's order (index, then by name)."
+    res = []
+    for fn in sorted(nbs.glob("*.ipynb"), key=lambda f: (f.stem != "index", f.name)):
+        cells = json.loads(fn.read_text())["cells"]
+        mod, images = None, 0
+        for c in cells:
+            if c["cell_type"] != "code": continue
+            d = _directives("".join(c["source"]))
+            if "default_exp" in d: mod = d["default_exp"]
+            if "hide" in d or d.get("include") == "false" or d.get("output") == "false": continue
+            images += sum(any(k.startswith("image/") for k in o.get("data", {})) for o in c.get("outputs", []))
+        page = "index.html" if fn.stem == "index" else f"{mod or fn.stem}.html"
+        res.append((fn.name, page, mod, images))
+    return res
+
+
+def expected_pages(root: Path) -> list:
+    "Every page the navigation must list, in order: the chapters, the API reference, the results (when present)."
+    pages = [p for _, p, _, _ in notebook_pages(root / "nbs") if p != "index.html"] + ["api.html"]
+    return pages + (["results.html"] if list((root / "results").glob("*.md")) else [])
+
+
+def _stale(site: Path, root: Path) -> bool:
+    if not (site / "index.html").exists(): return True
+    srcs = [*root.glob("nbs/*.ipynb"), *TOOLS.rglob("*"), *root.glob("results/*"), root / "settings.ini"]
+    return max(f.stat().st_mtime for f in srcs if f.is_file()) > (site / "index.html").stat().st_mtime
+
+
+def build_site(root: Path) -> Path:
+    "`make docs` for the project at `root` (run from there: nbdev reads its settings.ini)."
+    run([sys.executable, TOOLS / "build.py"], cwd=root, timeout=900)
+    return root / "_docs"
+
+
+@pytest.fixture(scope="session")
+def site():
+    "The site `make docs` built; rebuilt here when it is missing or older than its sources (pytest run alone)."
+    return build_site(ROOT) if _stale(ROOT / "_docs", ROOT) else ROOT / "_docs"
+
+
+class _Html(html.parser.HTMLParser):
+    "Element ids, link targets and image sources of one page."
+    def __init__(self, text):
+        super().__init__(); self.ids, self.links, self.imgs = set(), [], []
+        self.feed(text)
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if a.get("id"): self.ids.add(a["id"])
+        if tag == "a" and a.get("href"): self.links.append(a["href"])
+        if tag == "img": self.imgs.append(a.get("src"))
+
+
+def _text(html_text: str) -> str:
+    "The visible text of a page, whitespace collapsed."
+    t = re.sub(r"<(script|style)\b.*?</\1>", " ", html_text, flags=re.S)
+    t = html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", t)))
+    smart = {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "--", "\u2014": "---", "\u2026": "..."}
+    return t.translate(str.maketrans(smart))  # Sphinx's smart quotes and dashes, back to what the source says
+
+
+# ---------------------------------------------------------------- README and configuration
+def test_readme_is_generated_from_index():
+    run([sys.executable, TOOLS / "readme.py", "--check"], cwd=ROOT)
+
+
+def test_readme_check_fails_when_they_differ(tmp_path):
+    shutil.copy(ROOT / "settings.ini", tmp_path)
+    shutil.copytree(ROOT / "nbs", tmp_path / "nbs", ignore=shutil.ignore_patterns("*.ipynb", "_*"))
+    shutil.copy(ROOT / "nbs" / "index.ipynb", tmp_path / "nbs")
+    (tmp_path / "README.md").write_text((ROOT / "README.md").read_text().replace("two commands", "three commands"))
+    p = run([sys.executable, TOOLS / "readme.py", "--check"], cwd=tmp_path, check=False)
+    assert p.returncode == 1 and "README.md differs from what nbs/index.ipynb gives" in p.stderr, p.stderr
+    run([sys.executable, TOOLS / "readme.py"], cwd=tmp_path)
+    assert (tmp_path / "README.md").read_text() == (ROOT / "README.md").read_text()
+
+
+def test_quarto_configuration_is_valid(site):
+    "What `nbdev_docs` needs besides Quarto: _quarto.yml, the files it names, a sidebar with every notebook in order."
+    nbs = ROOT / "nbs"
+    q = yaml.safe_load((nbs / "_quarto.yml").read_text())
+    assert q["project"]["type"] == "website" and q["website"]["navbar"]["search"] is True
+    assert (nbs / q["format"]["html"]["css"]).is_file()
+    assert q["metadata-files"] == ["nbdev.yml", "sidebar.yml"]
+    ny = yaml.safe_load((nbs / "nbdev.yml").read_text())  # written by nbdev's refresh_quarto_yml during the build
+    assert ny["project"]["output-dir"] == "_docs" and ny["website"]["title"] == "hw5_diffusion"
+    sidebar = yaml.safe_load((nbs / "sidebar.yml").read_text())["website"]["sidebar"]["contents"]
+    assert sidebar == [n for n, *_ in notebook_pages(nbs)]
+
+
+# ---------------------------------------------------------------- the built pages, read as files
+def test_every_notebook_has_a_page_in_chapter_order(site):
+    ix = _Html((site / "index.html").read_text())
+    nav = [h for h in ix.links if re.fullmatch(r"[\w-]+\.html", h) and h not in ("index.html", "genindex.html", "search.html")]
+    want = expected_pages(ROOT)
+    assert list(dict.fromkeys(nav)) == want, "the navigation must list the chapters in order, then API, results"
+    for p in want: assert (site / p).is_file(), p
+    # the home page is index.ipynb: its title, the two commands and a sample grid picture
+    t = _text((site / "index.html").read_text())
+    assert "hw5_diffusion" in t and "make demo" in t and "make test" in t
+    assert any("sample" in (s or "") for s in ix.imgs), f"no sample grid picture on the home page: {ix.imgs}"
+
+
+def test_hidden_cells_stay_hidden(site):
+    "`#| hide` cells (and nbdev's `#| export` markers) do not reach the pages."
+    for nb, page, _, _ in notebook_pages(ROOT / "nbs"):
+        t = _text((site / page).read_text())
+        assert "#| export" not in t and "#| hide" not in t, page
+        for c in json.loads((ROOT / "nbs" / nb).read_text())["cells"]:
+            src = "".join(c["source"])
+            if c["cell_type"] == "code" and "hide" in _directives(src):
+                body = [l for l in src.split("\n") if l.strip() and not l.startswith("#|")]
+                if body and len(body[0]) > 25: assert re.sub(r"\s+", " ", body[0].strip()) not in t, (page, body[0])
+
+
+def test_api_entries_for_every_exported_function_and_class(site):
+    "Each chapter page and the API reference show every exported function and class: signature and docstring."
+    api = (site / "api.html").read_text()
+    api_ids, api_text = _Html(api).ids, _text(api)
+    n = 0
+    for _, page, mod, _ in notebook_pages(ROOT / "nbs"):
+        if not mod: continue
+        m = importlib.import_module(f"hw5_diffusion.{mod}")
+        h = (site / page).read_text(); ids, text = _Html(h).ids, _text(h)
+        src = inspect.getsource(m)
+        for name in m.__all__:
+            obj = getattr(m, name)
+            if not (inspect.isfunction(obj) or inspect.isclass(obj)): continue
+            doc = re.sub(r"[\s`*$\\]", "", (inspect.getdoc(obj) or "").split("\n\n")[0])[:40]
+            # nbdev documents what `def`/`class` define in exported cells; the API page lists namedtuples too
+            defined = re.search(rf"^(def|class) {name}\b", src, re.M)
+            if not defined: doc = ""  # a namedtuple's docstring is generated, and show_doc leaves it out
+            for where, i, t in ((page, ids, text), ("api.html", api_ids, api_text)):
+                if where == page and not defined: continue
+                assert name.lower() in i, f"{where}: no show_doc entry (anchor #{name.lower()}) for {mod}.{name}"
+                assert f"def{name}(" in re.sub(r"\s", "", t), f"{where}: no signature for {mod}.{name}"
+                assert not doc or doc in re.sub(r"[\s`*$\\]", "", t), f"{where}: no docstring for {mod}.{name}: {doc!r}"
+            n += 1
+    assert n >= 10, n
+
+
+def test_results_tables_are_included(site):
+    tables = sorted((ROOT / "results").glob("*.md"))
+    if not tables:
+        assert not (site / "results.html").exists(); return
+    t = _text((site / "results.html").read_text())
+    for f in tables:
+        rows = [l for l in f.read_text().splitlines() if l.startswith("|") and not set(l) <= set("|-: ")]
+        first = [c.strip().strip("`*") for c in rows[0].strip("|").split("|")] if rows else []
+        assert all(c in t for c in first if c and "$" not in c), f"{f.name}'s table is not on results.html"
+
+
+# ---------------------------------------------------------------- in the browser
+class _Server:
+    "`root` served on 127.0.0.1 (a free port) for the duration of a `with` block."
+    def __init__(self, root): self.root = root
+    def __enter__(self):
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *a): pass
+        h = functools.partial(Quiet, directory=str(self.root))
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), h)
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.srv.server_port}/"
+    def __exit__(self, *a): self.srv.shutdown(); self.srv.server_close()
+
+
+_RAW_TEX = re.compile(r"\$\$?[^$\n]{0,200}?[\\_^{}][^$\n]{0,200}?\$")
+_JS_PAGE = """() => {
+  const imgs = Array.from(document.images).map(i => ({src: i.getAttribute('src'), ok: i.complete && i.naturalWidth > 0,
+                                                      output: !!i.closest('.cell_output')}));
+  const maths = Array.from(document.querySelectorAll('span.math, div.math'));
+  const body = document.querySelector('article') || document.body;
+  const c = body.cloneNode(true);
+  c.querySelectorAll('pre, code, script, style, mjx-container, .highlight').forEach(e => e.remove());
+  return {imgs, nmath: maths.length, unrendered: maths.filter(m => !m.querySelector('mjx-container')).map(m => m.textContent.slice(0, 80)),
+          text: c.textContent, links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href)};
+}"""
+
+
+def check_site(site: Path, pages: list, figures: dict, shots: dict = None, partial: bool = False) -> dict:
+    """Open `pages` (and every internal page they link to) in headless Chromium; return the problems found.
+    `figures`: page -> the number of pictures its notebook stores; `shots`: page -> screenshot file;
+    `partial`: a site built from some of the notebooks, whose links to the other chapters are not followed."""
+    from playwright.sync_api import sync_playwright
+    problems, seen, todo, fetched = {}, set(), list(pages), {}
+    bad = lambda page, what: problems.setdefault(page, []).append(what)
+    with _Server(site) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = ctx.new_page()
+        cur = {"name": None}
+        def route(r):  # the site must work offline: anything not on this server is a failure
+            if r.request.url.startswith(base) or r.request.url.startswith("data:"): r.continue_()
+            else: bad(cur["name"], f"request outside the site: {r.request.url}"); r.abort()
+        page.route("**/*", route)
+        page.on("pageerror", lambda e: bad(cur["name"], f"JavaScript error: {e}"))
+        page.on("console", lambda m: m.type == "error" and bad(cur["name"], f"console error: {m.text}"))
+        page.on("response", lambda r: r.status >= 400 and bad(cur["name"], f"HTTP {r.status}: {r.url}"))
+        while todo:
+            name = todo.pop(0)
+            if name in seen: continue
+            seen.add(name); cur["name"] = name
+            resp = page.goto(base + name, wait_until="load")
+            if resp is None or resp.status != 200:
+                bad(name, f"page does not load: {resp and resp.status}"); continue
+            page.evaluate("() => window.MathJax && MathJax.startup ? MathJax.startup.promise : null")
+            info = page.evaluate(_JS_PAGE)
+            for i in info["imgs"]:
+                if not i["ok"]: bad(name, f"image does not load: {i['src']}")
+            if info["unrendered"]: bad(name, f"equations not typeset: {info['unrendered'][:3]}")
+            if m := _RAW_TEX.search(info["text"]): bad(name, f"raw TeX left in the text: {m.group(0)[:80]!r}")
+            shown = sum(i["ok"] and i["output"] for i in info["imgs"])
+            if shown < figures.get(name, 0): bad(name, f"{shown} of its notebook's {figures[name]} figures shown")
+            for href in info["links"]:
+                if not href.startswith(base): continue
+                target, _, frag = href[len(base):].partition("#")
+                target = target.split("?")[0] or "index.html"
+                if target not in fetched:
+                    try: fetched[target] = _Html(urllib.request.urlopen(base + target).read().decode()).ids
+                    except urllib.error.HTTPError: fetched[target] = None
+                if fetched[target] is None:
+                    if not (partial and target.endswith(".html")): bad(name, f"broken link: {href[len(base):]}")
+                elif frag and frag not in fetched[target]: bad(name, f"broken link (no #{frag} on {target}): {href[len(base):]}")
+                elif not partial and target.endswith(".html") and target not in seen and not target.startswith("_"):
+                    todo.append(target)
+            if shots and name in shots:
+                shots[name].parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(shots[name]), full_page=True)
+        browser.close()
+    return {"problems": problems, "seen": seen}
+
+
+@needs_chromium
+def test_site_in_browser(site):
+    pages = ["index.html", *expected_pages(ROOT)]
+    figures = {p: k for _, p, _, k in notebook_pages(ROOT / "nbs")}
+    chapter = next(p for p in ("forward.html", *pages[1:]) if p in pages)
+    shots = {"index.html": site / "screenshots" / "home.png", chapter: site / "screenshots" / f"chapter-{chapter[:-5]}.png"}
+    r = check_site(site, pages, figures, shots)
+    assert not r["problems"], json.dumps(r["problems"], indent=1)[:6000]
+    assert set(pages) <= r["seen"]
+    assert all(Image.open(f).size[0] == 1280 for f in shots.values())
+    print(f"checked {len(r['seen'])} pages; figures expected per page: {figures}")
+
+
+@needs_chromium
+def test_search_finds_a_function(site):
+    from playwright.sync_api import sync_playwright
+    with _Server(site) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        page.goto(base + "search.html?q=NoiseSchedule")
+        page.wait_for_selector("#search-results ul.search li a", timeout=30000)
+        hits = page.eval_on_selector_all("#search-results ul.search li a", "as => as.map(a => a.getAttribute('href'))")
+        browser.close()
+    assert any(h.startswith("forward.html") for h in hits), hits
+
+
+# ---------------------------------------------------------------- `make figures`, shown on one chapter
+@needs_chromium
+def test_figures_of_a_real_run_reach_the_page(tmp_path):
+    """Run 01_forward in full with `make figures`' script in a copy of the project: its picture is stored small,
+    the notebook stays nbdev-clean, and the page built from it shows the picture in the browser."""
+    for f in ("settings.ini",): shutil.copy(ROOT / f, tmp_path)
+    (tmp_path / "nbs").mkdir()
+    for f in ("index.ipynb", "01_forward.ipynb", "_quarto.yml", "styles.css"): shutil.copy(ROOT / "nbs" / f, tmp_path / "nbs")
+    if (ROOT / "nbs" / "images").is_dir(): shutil.copytree(ROOT / "nbs" / "images", tmp_path / "nbs" / "images")
+    nb = tmp_path / "nbs" / "01_forward.ipynb"
+    p = run([sys.executable, TOOLS / "figures.py", nb, "--max-px", "700"], cwd=tmp_path, timeout=900,
+            env={"OMP_NUM_THREADS": "1", "IN_TEST": "1"})
+    print(p.stdout)
+    cells = json.loads(nb.read_text())["cells"]
+    pngs = [o["data"]["image/png"] for c in cells if c["cell_type"] == "code" for o in c["outputs"] if "image/png" in o.get("data", {})]
+    assert pngs, "01_forward stored no picture"
+    for b in pngs:
+        raw = base64.b64decode(b)
+        assert Image.open(io.BytesIO(raw)).size[0] <= 700 and len(raw) <= 200_000
+    assert not any(c.get("execution_count") for c in cells if c["cell_type"] == "code")
+    before = nb.read_bytes()
+    run(["nbdev_clean", "--fname", nb], cwd=tmp_path)
+    assert nb.read_bytes() == before, "the notebook is not nbdev-clean after `make figures`"
+    shot = ROOT / "_docs" / "screenshots" / "chapter-forward-after-make-figures.png"
+    r = check_site(build_site(tmp_path), ["forward.html"], {"forward.html": len(pngs)}, {"forward.html": shot}, partial=True)
+    assert not r["problems"], json.dumps(r["problems"], indent=1)[:4000]
+
+
+@needs_chromium
+def test_browser_check_catches_broken_pages(tmp_path):
+    "The checker itself: a page with each kind of fault gets each one reported."
+    png = io.BytesIO(); Image.new("L", (4, 4)).save(png, "PNG")
+    (tmp_path / "ok.png").write_bytes(png.getvalue())
+    (tmp_path / "index.html").write_text("""<html><body><article>
+      <p>The mean is $\\sqrt{\\bar\\alpha_t} x_0$, left raw.</p>
+      <a href="missing.html">gone</a> <a href="other.html#nowhere">no anchor</a>
+      <img src="nope.png"> <div class="cell_output"><img src="ok.png"></div>
+      <img src="https://cdn.example.invalid/x.png">
+      <script>undefinedFunction()</script></article></body></html>""")
+    (tmp_path / "other.html").write_text("<html><body><p id='here'>other</p></body></html>")
+    got = "\n".join(check_site(tmp_path, ["index.html"], {"index.html": 2})["problems"]["index.html"])
+    for want in ("raw TeX left in the text", "broken link: missing.html", "no #nowhere on other.html",
+                 "image does not load: nope.png", "request outside the site: https://cdn.example.invalid",
+                 "JavaScript error", "1 of its notebook's 2 figures shown"):
+        assert want in got, (want, got)
