@@ -5,7 +5,7 @@ PY     := $(BIN)/python
 # Two notebooks at a time on two cores: one BLAS thread each avoids oversubscription.
 NB_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: install demo test test-nbs test-py export clean-nbs clean docs test-docs browser figures readme
+.PHONY: install demo test test-nbs test-py export clean-nbs clean tables docs test-docs browser figures readme
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,11 @@ $(VENV)/.installed: settings.ini setup.py
 demo: install
 	$(BIN)/hw5-train --data digits --out outputs/demo
 	@echo "demo outputs: $(CURDIR)/outputs/demo (samples.png, loss.png, model.safetensors, config.json)"
+
+## The seed's results tables on the built-in digits (CPU, < 30 min on 2 cores): results/digits.md, .json, plots.
+## On a GPU: $(BIN)/hw5-tables --preset imagenet100-pixel --ckpt DIR --ref /data/imagenet100
+tables: install
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/hw5-tables --preset digits --out results --threads 1
 
 ## All tests: library == notebooks, clean notebooks, every notebook under nbdev_test, pytest, the docs site.
 test: install test-nbs test-py test-docs
