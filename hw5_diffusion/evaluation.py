@@ -12,8 +12,8 @@ __all__ = ['DIGITS_NET_RESOLUTION', 'DIGITS_NET_PATH', 'DIGITS_FEATURES', 'FEATU
            'metrics_row', 'write_eval', 'eval_parser', 'evaluate', 'eval_main', 'table_rows', 'tables_markdown',
            'plot_fid_vs_steps', 'plot_samples', 'tables_parser', 'tables', 'tables_main']
 
-# %% ../nbs/07_evaluation.ipynb #177f804d
-import hashlib, io, json, os, platform, re, subprocess, sys, time
+# %% ../nbs/07_evaluation.ipynb #acb44b13
+import hashlib, io, json, os, platform, re, shlex, subprocess, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np
@@ -31,7 +31,7 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_featur
 import hw5_diffusion
 from .data import (DataError, DigitsDataset, ImageFolderDataset, TensorImageDataset, IMG_EXTS,
                                 load_digits_tensors, image_grid, resize_center_crop, pil_to_tensor, _open_rgb)
-from .ddpm import CheckpointError, generate, load_checkpoint, load_weights, atomic_write, model_device
+from .ddpm import CheckpointError, DDPMScheduler, generate, load_checkpoint, load_weights, atomic_write, model_device
 from .cli import CLIError, _Parser, run_cli, positive_int, pick_device, save_images
 
 # %% ../nbs/07_evaluation.ipynb #5cea29d0
@@ -312,12 +312,12 @@ def evaluate_checkpoint(ckpt, n:int=1000, sampler:str="ddpm", steps:int=None, et
         write_eval(out, record, images if save_pngs else images[:64])
     return record
 
-# %% ../nbs/07_evaluation.ipynb #e55d262e
+# %% ../nbs/07_evaluation.ipynb #f4703c4c
 ROW_HEADER = "| Model | FID ↓ | IS ↑ | KID ↓ | Sampling time (s) | Images |\n|---|---|---|---|---|---|"
 
 def row_label(r:dict) -> str:
     "How a row names its sampler: `DDPM (1000 steps)`, `DDIM (50 steps, η = 0)`, plus guidance when used."
-    eta = f", η = {r['eta']:g}" if r.get("eta") else ""
+    eta = f", η = {r['eta']:g}" if r.get("eta") is not None else ""
     g = f", w = {r['guidance']:g}" if r.get("guidance") is not None else ""
     return f"{r['sampler'].upper()} ({r['steps']} steps{eta}{g})"
 
@@ -459,7 +459,7 @@ def plot_samples(rows:dict, path) -> Path:
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
     return Path(path)
 
-# %% ../nbs/07_evaluation.ipynb #89dccdbc
+# %% ../nbs/07_evaluation.ipynb #a1eded6a
 def tables_parser():
     p = _Parser(prog="hw5-tables", description="Regenerate the seed's results tables (Tables 1-5) into results/.")
     p.add_argument("--preset", choices=sorted(TABLE_PRESETS), default="digits")
@@ -476,8 +476,8 @@ def tables_parser():
     p.add_argument("--ddim-steps", type=positive_int, nargs="+", default=list(DDIM_STEPS), help="DDIM steps in Table 2")
     return p
 
-def tables(args) -> Path:
-    "Regenerate the tables from parsed `hw5-tables` arguments; returns the Markdown file."
+def tables(args, argv=None) -> Path:
+    "Regenerate the tables from parsed `hw5-tables` arguments (`argv`, for the record); returns the Markdown file."
     t0 = time.time()
     if args.threads: torch.set_num_threads(args.threads)
     p, device, out = TABLE_PRESETS[args.preset], pick_device(args.device), Path(args.out)
@@ -486,23 +486,24 @@ def tables(args) -> Path:
         raise CLIError(f"--preset {args.preset} needs --ckpt (train it with hw5-train on a GPU) and --ref (the ImageNet-100 root or val/ folder)")
     if args.inception_weights: check_inception_weights(args.inception_weights)
     ckpt = Path(args.ckpt) if args.ckpt else Path(args.work) / args.preset / "ckpt"
-    trained = not args.ckpt and not (ckpt / "model.safetensors").is_file()
+    trained, train_s = not args.ckpt and not (ckpt / "model.safetensors").is_file(), None
+    cfg = None if trained else load_checkpoint(ckpt)[2]
+    T = cfg.get("scheduler", {}).get("num_train_timesteps", 1000) if cfg else DDPMScheduler().num_train_timesteps
+    if not all(1 <= k <= T for k in [args.ddpm_steps or T, *args.ddim_steps]): raise CLIError(f"--ddpm-steps and --ddim-steps must be between 1 and T={T}")
     if trained:
         from hw5_diffusion.cli import train, train_parser
         print(f"hw5-tables: training the digits DDPM into {ckpt}", file=sys.stderr)
+        t1 = time.time()
         train(train_parser().parse_args(["--data", "digits", "--out", str(ckpt), "--sample-n", "0", "--device", str(device)]))
-    cfg = load_checkpoint(ckpt)[2]
-    T = cfg.get("scheduler", {}).get("num_train_timesteps", 1000)
-    if not all(1 <= k <= T for k in [args.ddpm_steps or T, *args.ddim_steps]): raise CLIError(f"--ddpm-steps and --ddim-steps must be between 1 and T={T}")
+        train_s, cfg = time.time() - t1, load_checkpoint(ckpt)[2]
     rows = table_rows(ckpt, args.preset, args.n, args.ref, args.work, args.inception_weights, device, args.cache,
                       ddpm_steps=args.ddpm_steps, ddim_steps=args.ddim_steps)
     r = rows["ddpm"]
     ref_desc = f"{r['reference']} ({r['reference_images']} images)" + (" = the digits test split, unseen in training" if r["reference"] == "digits" else "")
     feat = ("a digits CNN classifier (hw5_diffusion/digits_net.safetensors): digits-FID/IS, not comparable with Inception FID"
             if p["features"] == "digits" else "torch-fidelity's Inception-v3 (inception-v3-compat)")
-    train_s = (cfg.get("train") or {}).get("seconds")
     meta = dict(preset=args.preset, features=p["features"],
-                command="make tables" if args.preset == "digits" and not args.ckpt else "hw5-tables " + " ".join(sys.argv[1:]),
+                command=shlex.join(["hw5-tables", *(sys.argv[1:] if argv is None else argv)]),
                 about={"training data": str(cfg.get("data")),
                        "reference": ref_desc, "feature network": feat, "generated images per row": r["n"],
                        "checkpoint": f"{ckpt} (step {cfg.get('step')}" + (f", trained in {train_s:.0f} s)" if train_s else ")"),
@@ -519,4 +520,4 @@ def tables(args) -> Path:
 
 def tables_main(argv=None):
     "Console script `hw5-tables`."
-    sys.exit(run_cli("hw5-tables", lambda a: tables(tables_parser().parse_args(a)), argv))
+    sys.exit(run_cli("hw5-tables", lambda a: tables(tables_parser().parse_args(a), a), argv))

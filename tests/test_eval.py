@@ -70,5 +70,5 @@ def test_tables_from_a_checkpoint(tiny_ckpt, tmp_path):
     else:
         ddim = rec["rows"]["ddim"]
         assert [d["steps"] for d in ddim] == [5, 10] and all(d["sampler"] == "ddim" for d in ddim)
-        assert all(f"| DDIM ({d['steps']} steps) | {d['fid']:.2f} |" in md for d in ddim)
+        assert all(f"| DDIM ({d['steps']} steps, η = 0) | {d['fid']:.2f} |" in md for d in ddim)
         assert Image.open(out / "digits_fid_vs_steps.png").size[0] > 100
