@@ -41,9 +41,9 @@ test-docs: docs browser
 docs: install
 	$(PY) nbs/_docs_tools/build.py
 
-## Run every notebook in full and keep its pictures (small) for the docs: after the notebooks are final.
+## Run every notebook (or NBS="nbs/01_forward.ipynb ...") in full and keep its pictures, small, for the docs.
 figures: install
-	$(NB_ENV) $(PY) nbs/_docs_tools/figures.py
+	$(NB_ENV) $(PY) nbs/_docs_tools/figures.py $(NBS)
 
 ## README.md from nbs/index.ipynb (a test fails when they differ).
 readme: install

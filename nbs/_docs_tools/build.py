@@ -14,8 +14,8 @@ import yaml
 from nbdev.config import get_config
 
 HERE = Path(__file__).resolve().parent
-# Quarto's cell options that change what a page shows (nbdev leaves them in the processed notebooks)
-_OPT = re.compile(r"^#\|\s*([\w-]+)\s*:\s*(.*?)\s*$")
+# cell options: Quarto's (`#| echo: false`, left in the processed notebooks by nbdev) and nbdev's (`#| hide`)
+_OPT = re.compile(r"^#\|\s*([\w-]+)\s*:?\s*(.*?)\s*$")
 _SRC_LINK = re.compile(r"\[source\]\((?P<url>[^)\s]+)\)\{[^}]*\}")
 _CALLOUT = re.compile(r"^:::\s*\{\.callout-(note|tip|warning|important|caution)[^}]*\}\s*$", re.M)
 
@@ -32,10 +32,10 @@ def sidebar_order(nbs: Path) -> list:
 
 
 def split_options(src: str):
-    "Quarto's `#| key: value` lines at the top of a cell, as a dict, and the rest of the source."
+    "The `#| key: value` (or `#| flag`) lines at the top of a cell, as a dict, and the rest of the source."
     lines, opts = src.splitlines(), {}
     while lines and (m := _OPT.match(lines[0])):
-        opts[m.group(1)] = m.group(2).strip("'\"").lower()
+        opts[m.group(1)] = m.group(2).strip("'\"").lower() or True
         lines.pop(0)
     return opts, "\n".join(lines)
 
@@ -176,9 +176,13 @@ def build(out: Path = None, n_workers: int = 2, quiet: bool = False) -> Path:
     out = Path(out or cfg.doc_path)
     refresh_quarto_yml()                        # nbs/nbdev.yml, as nbdev_docs writes it
     order = sidebar_order(nbs)                  # nbs/sidebar.yml, as nbdev_docs writes it
+    mtimes = {n: (nbs / n).stat().st_mtime for n in order}
+    for n in order:  # nbdev's cache trusts its folder's time: a notebook saved during the last build looks done
+        if (p := root / "_proc" / n).exists() and p.stat().st_mtime < mtimes[n]: p.unlink()
     proc = proc_nbs(nbs, n_workers=n_workers)   # _proc/, exactly what Quarto would render
-    stale = [n for n in order if not (proc / n).exists() or (proc / n).stat().st_mtime < (nbs / n).stat().st_mtime]
-    if stale: sys.exit(f"make docs: nbdev could not process {', '.join(stale)} (its error is above)")
+    # a notebook nbdev failed on keeps no (or its old) processed copy: stop rather than publish a stale page
+    failed = [n for n in order if not (proc / n).exists() or (proc / n).stat().st_mtime < mtimes[n]]
+    if failed: sys.exit(f"make docs: nbdev could not process {', '.join(failed)} (its error is above)")
     t1 = time.time()
     src, work = proc / "_sphinx" / "src", proc / "_sphinx"
     shutil.rmtree(src, ignore_errors=True); src.mkdir(parents=True)

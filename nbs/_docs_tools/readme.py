@@ -8,17 +8,9 @@ Usage: python nbs/_docs_tools/readme.py [--check]"""
 import json, re, sys
 from pathlib import Path
 from nbdev.config import get_config
+from build import split_options  # the same cell options as the docs pages
 
 _LINK = re.compile(r"(!?\[[^\]]*\]\()(?!https?:|#|/|mailto:)([^)\s]+)(\))")
-
-
-def _options(src: str):
-    "nbdev (`#| hide`) and Quarto (`#| echo: false`) options at the top of a code cell, and the remaining code."
-    lines, opts = src.split("\n"), {}
-    while lines and lines[0].startswith("#|"):
-        k, _, v = lines.pop(0)[2:].strip().partition(":")
-        opts[k.strip()] = v.strip().lower() or True
-    return opts, "\n".join(lines).strip("\n")
 
 
 def _text(o: dict) -> str:
@@ -35,7 +27,8 @@ def readme_text(nb_path: Path, nbs_rel: str) -> str:
         if c["cell_type"] == "markdown":
             blocks.append(_LINK.sub(lambda m: f"{m[1]}{nbs_rel}/{m[2]}{m[3]}", src))
         elif c["cell_type"] == "code":
-            opts, code = _options(src)
+            opts, code = split_options(src)
+            code = code.strip("\n")
             if opts.get("hide") or opts.get("include") == "false": continue
             if code and opts.get("echo") != "false": blocks.append(f"```python\n{code}\n```")
             if opts.get("output") == "false": continue
