@@ -334,7 +334,7 @@ def write_eval(out, record:dict, images) -> Path:
     atomic_write(out / "row.md", lambda p: Path(p).write_text(f"{ROW_HEADER}\n{metrics_row(record)}\n"))
     return out
 
-# %% ../nbs/07_evaluation.ipynb #1177ab1b
+# %% ../nbs/07_evaluation.ipynb #90d3beed
 def eval_parser():
     p = _Parser(prog="hw5-eval", description="Sample from a checkpoint and measure FID, IS and KID against a reference set.")
     p.add_argument("--ckpt", required=True, help="checkpoint folder (model.safetensors + config.json)")
@@ -368,6 +368,7 @@ def evaluate(args) -> dict:
     T = cfg.get("scheduler", {}).get("num_train_timesteps", 1000)
     if args.steps is not None and not 1 <= args.steps <= T: raise CLIError(f"--steps must be between 1 and T={T}, got {args.steps}")
     n = args.n or (1000 if cfg.get("data") == "digits" else 5000)
+    if n < 2: raise CLIError(f"--n must be >= 2: FID needs a covariance, got {n}")
     try:
         r = evaluate_checkpoint(args.ckpt, n, args.sampler, args.steps, args.eta, args.ref, features, args.inception_weights,
                                 out, args.batch_size, args.seed, device, args.cache, not args.no_pngs)
@@ -459,7 +460,7 @@ def plot_samples(rows:dict, path) -> Path:
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
     return Path(path)
 
-# %% ../nbs/07_evaluation.ipynb #a1eded6a
+# %% ../nbs/07_evaluation.ipynb #128ecd0a
 def tables_parser():
     p = _Parser(prog="hw5-tables", description="Regenerate the seed's results tables (Tables 1-5) into results/.")
     p.add_argument("--preset", choices=sorted(TABLE_PRESETS), default="digits")
@@ -482,6 +483,7 @@ def tables(args, argv=None) -> Path:
     if args.threads: torch.set_num_threads(args.threads)
     p, device, out = TABLE_PRESETS[args.preset], pick_device(args.device), Path(args.out)
     if out.exists() and not out.is_dir(): raise CLIError(f"--out {out} exists and is not a folder")
+    if args.n == 1: raise CLIError("--n must be >= 2: FID needs a covariance, got 1")
     if args.preset != "digits" and not (args.ckpt and args.ref):
         raise CLIError(f"--preset {args.preset} needs --ckpt (train it with hw5-train on a GPU) and --ref (the ImageNet-100 root or val/ folder)")
     if args.inception_weights: check_inception_weights(args.inception_weights)
