@@ -1,0 +1,76 @@
+"`hw5-sample --sampler ddpm|ddim --steps S --eta E`: defaults, the checkpoint's β schedule, and one clear error line."
+import json, shutil
+import numpy as np
+import pytest
+from PIL import Image
+from conftest import run
+from hw5_diffusion.cli import sample, sample_main, sample_parser
+from hw5_diffusion.data import image_grid
+from hw5_diffusion.ddim import DDIMScheduler
+from hw5_diffusion.ddpm import generate, load_checkpoint
+
+
+def pngs(folder): return [np.asarray(Image.open(p)) for p in sorted(folder.glob("0*.png"))]
+
+
+def with_scheduler(ckpt, dst, **changes):
+    "A copy of checkpoint `ckpt` with its saved scheduler configuration changed."
+    shutil.copytree(ckpt, dst)
+    cfg = json.loads((dst / "config.json").read_text()); cfg["scheduler"].update(changes)
+    (dst / "config.json").write_text(json.dumps(cfg))
+    return dst
+
+
+def test_ddim_uses_the_checkpoint_beta_schedule(tiny_ckpt, tmp_path):
+    "The console script's DDIM images are the library's, with the β schedule saved in the checkpoint."
+    ckpt = with_scheduler(tiny_ckpt, tmp_path / "ckpt", beta_end=0.03)
+    p = run(["hw5-sample", "--ckpt", ckpt, "--n", "3", "--sampler", "ddim", "--steps", "20", "--eta", "0.3", "--seed", "4",
+             "--out", tmp_path / "s"])
+    assert "ddim with 20 steps, eta 0.3" in p.stderr and "wrote 3 images" in p.stdout
+    model = load_checkpoint(ckpt)[0]
+    expected = [np.asarray(image_grid(x[None], pad=0)) for x in generate(model, DDIMScheduler(beta_end=0.03), 3, steps=20, eta=0.3, seed=4)]
+    default = [np.asarray(image_grid(x[None], pad=0)) for x in generate(model, DDIMScheduler(), 3, steps=20, eta=0.3, seed=4)]
+    got = pngs(tmp_path / "s")
+    assert all((a == b).all() for a, b in zip(got, expected)) and len(got) == 3
+    assert not all((a == b).all() for a, b in zip(got, default))
+
+
+def sample_quietly(capsys, argv):
+    x = sample(sample_parser().parse_args(argv))
+    return x, capsys.readouterr().err
+
+
+def test_step_defaults_and_eta(tiny_ckpt, tmp_path, capsys):
+    "ddpm visits all T steps of the checkpoint's schedule, ddim 50 (at most T); η = 0 is deterministic."
+    base = ["--ckpt", str(tiny_ckpt), "--n", "2", "--seed", "1"]
+    x0, err = sample_quietly(capsys, [*base, "--sampler", "ddim", "--out", str(tmp_path / "a")])
+    assert "ddim with 50 steps, eta 0.0" in err
+    again, _ = sample_quietly(capsys, [*base, "--sampler", "ddim", "--eta", "0", "--out", str(tmp_path / "b")])
+    noisy, _ = sample_quietly(capsys, [*base, "--sampler", "ddim", "--eta", "1", "--out", str(tmp_path / "c")])
+    assert (x0 == again).all() and (x0 - noisy).abs().mean() > 0.05
+    short = with_scheduler(tiny_ckpt, tmp_path / "short", num_train_timesteps=40)  # 1000 steps would take a while
+    for sampler in ("ddpm", "ddim"):
+        _, err = sample_quietly(capsys, ["--ckpt", str(short), "--n", "1", "--sampler", sampler, "--out", str(tmp_path / sampler)])
+        assert f"{sampler} with 40 steps" in err
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--sampler", "ddim", "--steps", "0"], "--steps must be between 1 and T=1000, got 0"),
+    (["--sampler", "ddim", "--steps", "1001"], "--steps must be between 1 and T=1000, got 1001"),
+    (["--sampler", "ddpm", "--steps", "-2"], "--steps must be between 1 and T=1000, got -2"),
+    (["--sampler", "ddim", "--eta", "-0.5"], "--eta must be >= 0, got -0.5"),
+    (["--sampler", "ddim", "--eta", "nan"], "--eta must be >= 0, got nan"),
+    (["--eta", "0.5"], "--eta applies only to --sampler ddim, not ddpm"),
+    (["--sampler", "ddim", "--eta", "lots"], "argument --eta: invalid float value: 'lots'"),
+    (["--sampler", "plms"], "argument --sampler: invalid choice: 'plms'"),
+])
+def test_invalid_combinations(tiny_ckpt, tmp_path, capsys, args, msg):
+    with pytest.raises(SystemExit) as e: sample_main(["--ckpt", str(tiny_ckpt), "--out", str(tmp_path / "o"), *args])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and err.startswith("hw5-sample: error: ") and msg in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_invalid_combination_from_the_console(tiny_ckpt, tmp_path):
+    p = run(["hw5-sample", "--ckpt", tiny_ckpt, "--out", tmp_path / "o", "--sampler", "ddim", "--steps", "5000"], check=False)
+    assert p.returncode == 2 and p.stderr == "hw5-sample: error: --steps must be between 1 and T=1000, got 5000\n", p.stderr

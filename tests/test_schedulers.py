@@ -1,0 +1,168 @@
+"""Our schedulers against diffusers': the same model output and noise give the same step for every option,
+diffusers' own published full-loop figures reproduce, and each side's schedulers drive the other side's models."""
+import itertools
+import pytest
+import torch
+import diffusers
+from hw5_diffusion.ddpm import DDPMScheduler, generate, digits_unet
+from hw5_diffusion.ddim import DDIMScheduler
+
+PREDICTIONS, SPACINGS = ["epsilon", "sample", "v_prediction"], ["leading", "trailing", "linspace"]
+
+
+def rel_err(a, b) -> float: return ((a - b).abs().max() / b.abs().max()).item()
+
+
+def exact_alphas(s):
+    "diffusers scheduler `s` with its ᾱ table computed in float64 (it keeps a float32 cumprod)."
+    c = s.config
+    s.alphas_cumprod = torch.cumprod(1 - torch.linspace(c.beta_start, c.beta_end, c.num_train_timesteps, dtype=torch.float64), 0)
+    if hasattr(s, "final_alpha_cumprod"):
+        s.final_alpha_cumprod = s.alphas_cumprod.new_tensor(1.0) if c.set_alpha_to_one else s.alphas_cumprod[0]
+    return s
+
+
+def match_ddim_stride(theirs, ours):
+    """diffusers' DDIM steps from t to t - T//num_inference_steps whatever the spacing (diffusers issue #12633);
+    ours steps to the next visited time step. Set its num_inference_steps so the two coincide."""
+    T, ts = ours.num_train_timesteps, ours.timesteps.tolist()
+    gaps = {t - ours.previous_timestep(t) for t in ts[:-1]} or {T}
+    assert len(gaps) == 1, f"no diffusers DDIM stride visits {ts}"
+    theirs.num_inference_steps = T // gaps.pop()
+    assert all(ours.previous_timestep(t) == t - T // theirs.num_inference_steps for t in ts[:-1])
+
+
+def step_errors(ours, theirs, n, **step_kw) -> dict:
+    "{t: (relative error of prev_sample, of pred_original_sample)} at every step visited with `n` steps."
+    ours.set_timesteps(n); theirs.set_timesteps(n)
+    assert ours.timesteps.tolist() == theirs.timesteps.tolist()
+    if isinstance(theirs, diffusers.DDIMScheduler): match_ddim_stride(theirs, ours)
+    g = torch.Generator().manual_seed(n)
+    x, out = torch.randn(4, 3, 8, 8, generator=g), torch.randn(4, 3, 8, 8, generator=g)
+    errs = {}
+    for t in ours.timesteps.tolist():
+        # the same seed gives both schedulers the same noise
+        a = ours.step(out, t, x, generator=torch.Generator().manual_seed(t), **step_kw)
+        b = theirs.step(out, t, x, generator=torch.Generator().manual_seed(t), **step_kw)
+        errs[t] = rel_err(a.prev_sample, b.prev_sample), rel_err(a.pred_original_sample, b.pred_original_sample)
+    return errs
+
+
+def check_exact_parity(ours, theirs, n, **step_kw):
+    """Every step's prev_sample agrees to 1e-5 with diffusers given the same (float64) ᾱ table.
+    pred_original_sample agrees to 1e-5 too, except that a clipped x̂_0 (|x̂_0| ≤ 1) comes from terms of size
+    |x_t|/√ᾱ_t (~500 at t = 999) whose float32 cancellation leaves ~2e-5 of the range in either implementation."""
+    errs = step_errors(ours, exact_alphas(theirs), n, **step_kw)
+    assert max(e for e, _ in errs.values()) <= 1e-5, max(errs.items(), key=lambda kv: kv[1][0])
+    assert max(e for _, e in errs.values()) <= (1e-4 if ours.config["clip_sample"] else 1e-5), max(errs.items(), key=lambda kv: kv[1][1])
+
+
+def check_parity(make_ours, make_theirs, n, **step_kw):
+    """Parity with the exact ᾱ table; with diffusers' stock float32 table, every step between time steps with
+    1 - ᾱ >= 0.01 (t >= 27) or ᾱ = 1 (x_0) agrees to 1e-5 too. Closer to t = 0, 1 - ᾱ is so small that float32
+    rounding of ᾱ (6e-8) costs diffusers up to 2e-4 (test_near_t0_parity)."""
+    check_exact_parity(make_ours(), make_theirs(), n, **step_kw)
+    ours, stock = make_ours(), step_errors(make_ours(), make_theirs(), n, **step_kw)
+    ours.set_timesteps(n)
+    alpha_bar = lambda t: ours.alphas_cumprod[t].item() if t >= 0 else ours.final_alpha_bar
+    well_conditioned = lambda t: alpha_bar(t) == 1 or 1 - alpha_bar(t) >= 0.01
+    away_from_0 = [e for t, (e, _) in stock.items() if well_conditioned(t) and well_conditioned(ours.previous_timestep(t))]
+    assert max(away_from_0) <= 1e-5
+
+
+@pytest.mark.parametrize("prediction_type,variance_type,spacing,clip",
+                         list(itertools.product(PREDICTIONS, ["fixed_small", "fixed_large"], SPACINGS, [True, False])))
+def test_ddpm_step_parity(prediction_type, variance_type, spacing, clip):
+    cfg = dict(prediction_type=prediction_type, variance_type=variance_type, timestep_spacing=spacing, clip_sample=clip)
+    # 13 steps: uneven gaps for trailing and linspace
+    check_parity(lambda: DDPMScheduler(**cfg), lambda: diffusers.DDPMScheduler(**cfg), 13)
+
+
+@pytest.mark.parametrize("prediction_type,spacing,clip,eta,set_alpha_to_one",
+                         list(itertools.product(PREDICTIONS, SPACINGS, [True, False], [0.0, 0.5, 1.0], [True, False])))
+def test_ddim_step_parity(prediction_type, spacing, clip, eta, set_alpha_to_one):
+    cfg = dict(prediction_type=prediction_type, timestep_spacing=spacing, clip_sample=clip, set_alpha_to_one=set_alpha_to_one)
+    # step counts at which diffusers' DDIM stride can visit what the spacing lists (see match_ddim_stride)
+    n = {"leading": 13, "trailing": 10, "linspace": 10}[spacing]
+    check_parity(lambda: DDIMScheduler(**cfg), lambda: diffusers.DDIMScheduler(**cfg), n, eta=eta)
+
+
+@pytest.mark.parametrize("prediction_type", PREDICTIONS)
+@pytest.mark.parametrize("ours,theirs,kw", [(DDPMScheduler, diffusers.DDPMScheduler, {}),
+                                            (DDIMScheduler, diffusers.DDIMScheduler, {"eta": 1.0})])
+def test_near_t0_parity(ours, theirs, kw, prediction_type):
+    "All 1000 steps, t = 0 included, with the exact ᾱ table."
+    check_exact_parity(ours(prediction_type=prediction_type), theirs(prediction_type=prediction_type), 1000, **kw)
+
+
+def test_ddim_previous_step_is_the_next_visited_one():
+    for spacing, n in itertools.product(SPACINGS, [10, 13, 50]):
+        s = DDIMScheduler(timestep_spacing=spacing); s.set_timesteps(n)
+        ts = s.timesteps.tolist()
+        assert [s.previous_timestep(t) for t in ts] == ts[1:] + [-1]
+
+
+# diffusers' scheduler tests (tests/schedulers/test_schedulers.py): a 4×3×8×8 ramp and the model x·t/(t+1)
+def dummy_sample():
+    n = 4 * 3 * 8 * 8
+    return (torch.arange(n).reshape(3, 8, 8, 4) / n).permute(3, 0, 1, 2)
+
+
+def dummy_model(x, t):
+    if isinstance(t, torch.Tensor): t = t.reshape(-1, 1, 1, 1).to(x.dtype)
+    return x * t / (t + 1)
+
+
+BETAS = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear")
+
+
+@pytest.mark.parametrize("prediction_type,total,mean", [("epsilon", 258.9606, 0.3372), ("v_prediction", 202.0296, 0.2631)])
+def test_ddpm_full_loop_reproduces_diffusers(prediction_type, total, mean):
+    "test_scheduler_ddpm.py: 1000 steps, no set_timesteps, noise from torch.manual_seed(0)."
+    s = DDPMScheduler(**BETAS, variance_type="fixed_small", clip_sample=True, prediction_type=prediction_type)
+    x, g = dummy_sample(), torch.manual_seed(0)
+    for t in reversed(range(1000)): x = s.step(dummy_model(x, t), t, x, generator=g).prev_sample
+    assert abs(x.abs().sum().item() - total) < 1e-2 and abs(x.abs().mean().item() - mean) < 1e-3, x.abs().sum().item()
+
+
+@pytest.mark.parametrize("cfg,total,mean", [({}, 172.0067, 0.223967), ({"prediction_type": "v_prediction"}, 52.5302, 0.0684),
+                                            ({"set_alpha_to_one": True, "beta_start": 0.01}, 149.8295, 0.1951),
+                                            ({"set_alpha_to_one": False, "beta_start": 0.01}, 149.0784, 0.1941)])
+def test_ddim_full_loop_reproduces_diffusers(cfg, total, mean):
+    "test_scheduler_ddim.py: 10 steps, η = 0."
+    s = DDIMScheduler(**{**BETAS, "clip_sample": True, **cfg})
+    s.set_timesteps(10)
+    x = dummy_sample()
+    for t in s.timesteps: x = s.step(dummy_model(x, t), t, x, 0.0).prev_sample
+    assert abs(x.abs().sum().item() - total) < 1e-2 and abs(x.abs().mean().item() - mean) < 1e-3, x.abs().sum().item()
+
+
+def tiny_diffusers_unet():
+    torch.manual_seed(0)
+    return diffusers.UNet2DModel(sample_size=8, in_channels=1, out_channels=1, layers_per_block=1, block_out_channels=(8, 16),
+                                 down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+                                 norm_num_groups=4, attention_head_dim=None).eval()
+
+
+@pytest.mark.parametrize("ours,pipeline,kw", [(DDPMScheduler, diffusers.DDPMPipeline, {}),
+                                              (DDIMScheduler, diffusers.DDIMPipeline, {"eta": 0.5})])
+def test_our_schedulers_drive_a_diffusers_unet(ours, pipeline, kw):
+    "Our generate + our scheduler on a diffusers UNet2DModel = diffusers' own pipeline with its scheduler."
+    unet = tiny_diffusers_unet()
+    theirs = getattr(diffusers, ours.__name__)()
+    pipe = pipeline(unet=unet, scheduler=theirs); pipe.set_progress_bar_config(disable=True)
+    ref = pipe(batch_size=3, generator=torch.Generator().manual_seed(7), num_inference_steps=25, output_type="pt", **kw).images
+    x = generate(unet, ours(), 3, steps=25, seed=7, progress=False, **kw)
+    assert x.shape == (3, 1, 8, 8) and ref.shape == (3, 1, 8, 8)
+    assert rel_err((x / 2 + 0.5).clamp(0, 1), ref) <= 1e-5
+
+
+@pytest.mark.parametrize("name,kw", [("DDPMScheduler", {}), ("DDIMScheduler", {"eta": 0.0}), ("DDIMScheduler", {"eta": 1.0})])
+def test_diffusers_schedulers_drive_our_unet(name, kw):
+    "diffusers' schedulers in our generate loop, on our U-Net, give our schedulers' images."
+    torch.manual_seed(0)
+    model = digits_unet(sample_size=8, ch=8, ch_mult=(1, 2), attn_levels=(1,))
+    for p in model.parameters(): p.data.normal_(0, 0.05)  # the U-Net zero-initialises its output layers
+    theirs = generate(model, getattr(diffusers, name)(), 3, steps=25, seed=3, progress=False, **kw)
+    ours = generate(model, {"DDPMScheduler": DDPMScheduler, "DDIMScheduler": DDIMScheduler}[name](), 3, steps=25, seed=3, progress=False, **kw)
+    assert theirs.std() > 0.1 and rel_err(ours, theirs) <= 1e-5
