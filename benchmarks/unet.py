@@ -10,11 +10,12 @@ steps are timed by the wall clock on `--threads` threads. The table reports medi
 ratios (median, min–max) and, with `--profile`, where a training step spends its time. It is appended to
 benchmarks/RESULTS.md.
 """
-import argparse, datetime, platform, socket, subprocess, statistics, sys, time
+import argparse, statistics, sys, time
 from collections import defaultdict
-from pathlib import Path
 import torch
+import diffusers
 from diffusers import UNet2DModel
+from results import append_results
 from hw5_diffusion.unet import UNet, num_params
 
 CONFIGS = {
@@ -172,20 +173,11 @@ def main():
     text = "\n\n".join(out)
     print(text)
     if not a.no_append:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "hw5_diffusion/unet.py", "benchmarks/unet.py"],
-                               capture_output=True, text=True).stdout.strip()
-        dev = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s)"
         how = ("CPU time of this process (`time.process_time`) on 1 thread" if a.cpu_time else
                "wall-clock time" + (" — noisy on a shared machine" if device.type == "cpu" else ""))
-        head = (f"\n## U-Net training throughput vs diffusers — {datetime.date.today()} — {socket.gethostname()} ({dev}) — "
-                f"commit {commit}{' + uncommitted changes' if dirty else ''}\n\n"
-                f"`python benchmarks/unet.py {' '.join(sys.argv[1:])}`: torch {torch.__version__}, diffusers "
-                f"{__import__('diffusers').__version__}; {how}; medians of {a.rounds} interleaved rounds of {a.iters} steps "
-                f"(AdamW included).\n\n")
-        out_file = Path(__file__).with_name("RESULTS.md")
-        if not out_file.exists(): out_file.write_text("# Benchmark results\n\nAppended by the scripts in benchmarks/.\n")
-        with out_file.open("a") as f: f.write(head + text + "\n")
+        append_results("U-Net training throughput vs diffusers", device,
+                       f"diffusers {diffusers.__version__}; `python benchmarks/unet.py {' '.join(sys.argv[1:])}`; {how}; "
+                       f"medians of {a.rounds} interleaved rounds of {a.iters} steps (AdamW included).", text)
 
 
 if __name__ == "__main__":
