@@ -52,7 +52,8 @@ def expected_pages(root: Path) -> list:
 
 def _stale(site: Path, root: Path) -> bool:
     if not (site / "index.html").exists(): return True
-    srcs = [*root.glob("nbs/*.ipynb"), *TOOLS.rglob("*"), *root.glob("results/*"), root / "settings.ini"]
+    tools = [f for f in TOOLS.rglob("*") if "__pycache__" not in f.parts]
+    srcs = [*root.glob("nbs/*.ipynb"), *tools, *root.glob("results/*"), root / "settings.ini"]
     return max(f.stat().st_mtime for f in srcs if f.is_file()) > (site / "index.html").stat().st_mtime
 
 

@@ -123,13 +123,11 @@ def api_page(mods: list) -> str:
     import importlib, inspect
     from nbdev.showdoc import show_doc
     cfg = get_config()
-    idx = importlib.import_module(f"{cfg.lib_name}._modidx").d["syms"]
     host = f"{cfg.doc_host}{cfg.doc_baseurl}/"
     out = ["# API reference", "",
            "Every exported function and class, module by module in chapter order; each entry links to the "
            "chapter that explains it."]
     for mod, doc, title, shown in mods:
-        if mod not in idx: continue
         m = importlib.import_module(mod)
         out += ["", f"## `{mod}`", "", f"From the chapter [{title}]({host}{doc}.html)."]
         for name in getattr(m, "__all__", []):
@@ -138,10 +136,9 @@ def api_page(mods: list) -> str:
             out += ["", showdoc_markdown(show_doc(obj, name=name)._repr_markdown_())]
             anchor = f"#{anchor_id(name)}" if name in shown else ""
             out += ["", f"[explained in {title}]({host}{doc}.html{anchor})"]
-            if inspect.isclass(obj):
-                for key in sorted(k for k in idx[mod] if k.startswith(f"{mod}.{name}.")):
-                    meth = key.rsplit(".", 1)[1]
-                    if meth.startswith("_"): continue
+            if inspect.isclass(obj):  # its public methods, as the class defines (or patches) them
+                for meth, f in vars(obj).items():
+                    if meth.startswith("_") or not callable(getattr(f, "__func__", f)) or inspect.isclass(f): continue
                     md = show_doc(getattr(obj, meth), name=f"{name}.{meth}", title_level=4)._repr_markdown_()
                     out += ["", showdoc_markdown(md)]
     return "\n".join(out) + "\n"
