@@ -16,7 +16,7 @@ $(VENV)/.installed: settings.ini setup.py
 
 ## The main job: train a small DDPM on the built-in digits (CPU, minutes) and write outputs/demo/.
 demo: install
-	$(BIN)/hw5-train --data digits --out outputs/demo
+	$(BIN)/hw5-train --data digits --out outputs/demo --overwrite
 	@echo "demo outputs: $(CURDIR)/outputs/demo (samples.png, loss.png, model.safetensors, config.json)"
 
 ## The seed's results tables on the built-in digits (CPU, < 30 min on 2 cores): results/digits.md, .json, plots.

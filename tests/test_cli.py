@@ -8,7 +8,7 @@ from conftest import run
 
 def test_train_writes_checkpoint_and_pictures(tiny_ckpt):
     names = sorted(p.name for p in tiny_ckpt.iterdir())
-    assert names == ["config.json", "loss.png", "model.safetensors", "samples.png"]
+    assert names == ["checkpoints", "config.json", "loss.png", "metrics.jsonl", "model.safetensors", "samples.png", "tb"]
     cfg = json.loads((tiny_ckpt / "config.json").read_text())
     assert cfg["step"] == 30 and cfg["data"] == "digits" and cfg["unet"]["sample_size"] == 16
     assert cfg["scheduler"]["_class_name"] == "DDPMScheduler" and cfg["scheduler"]["num_train_timesteps"] == 1000
@@ -72,7 +72,7 @@ def test_sample_missing_and_broken_checkpoints(tiny_ckpt, tmp_path):
     (["--max-steps", "-1"], "--max-steps: must be >= 1"),
     (["--lr", "0"], "--lr: must be > 0"),
     (["--batch-size", "5000"], "larger than the data set (1437 images)"),
-    (["--resolution", "10"], "--resolution 10"),
+    (["--resolution", "10"], "sample_size 10 must be divisible"),
     (["--data", "cifar10"], "pass download=True, or --download"),
 ])
 def test_train_bad_input(tmp_path, args, msg):
