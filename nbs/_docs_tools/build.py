@@ -136,9 +136,10 @@ def api_page(mods: list) -> str:
             out += ["", showdoc_markdown(show_doc(obj, name=name)._repr_markdown_())]
             anchor = f"#{anchor_id(name)}" if name in shown else ""
             out += ["", f"[explained in {title}]({host}{doc}.html{anchor})"]
-            if inspect.isclass(obj):  # its public methods, as the class defines (or patches) them
+            if inspect.isclass(obj):  # its documented public methods, as the class defines (or patches) them
                 for meth, f in vars(obj).items():
-                    if meth.startswith("_") or not callable(getattr(f, "__func__", f)) or inspect.isclass(f): continue
+                    f = getattr(f, "__func__", f)
+                    if meth.startswith("_") or not inspect.isfunction(f) or not f.__doc__: continue
                     md = show_doc(getattr(obj, meth), name=f"{name}.{meth}", title_level=4)._repr_markdown_()
                     out += ["", showdoc_markdown(md)]
     return "\n".join(out) + "\n"
