@@ -10,17 +10,17 @@ with no cached download, Inception runs with random weights of the same architec
 values. The reference statistics (the 360 test digits) are computed before the clock starts, as they are cached
 in real use. Appends a table to benchmarks/RESULTS.md.
 """
-import argparse, datetime, socket, time
+import argparse, time
 from pathlib import Path
 import torch
+from results import append_results
 from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.metric_kid import kid_features_to_metric
 from hw5_diffusion.data import load_digits_tensors
 from hw5_diffusion.ddpm import CheckpointError
-from hw5_diffusion.evaluation import (FEATURES, DIGITS_NET_PATH, UInt8Images, inception_weights, save_random_inception_weights,
-                                      git_commit, machine)
+from hw5_diffusion.evaluation import FEATURES, DIGITS_NET_PATH, UInt8Images, inception_weights, save_random_inception_weights
 
 
 def extractor(features, weights, cuda):
@@ -81,18 +81,15 @@ def main():
         rows += bench(features, w, a.sizes, a.batch_size, cuda)
     lines = ["| features | N | feature dim | feature extraction (s) | images/s | FID + IS + KID statistics (s) | total (s) |",
              "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['features']} | {r['n']} | {r['dim']} | {r['feat_s']:.1f} | {r['n'] / r['feat_s']:.0f} | {r['stats_s']:.2f} | "
+    lines += [f"| {r['features']} | {r['n']} | {r['dim']} | {r['feat_s']:.1f} | {r['n'] / r['feat_s']:.3g} | {r['stats_s']:.2f} | "
               f"{r['feat_s'] + r['stats_s']:.1f} |" for r in rows]
     table = "\n".join(lines)
     print(table)
     if not a.no_append:
-        head = (f"\n## FID + IS + KID evaluation time — {datetime.date.today()} — {socket.gethostname()} ({machine(a.device)}) — "
-                f"commit {git_commit()}\n\ntorch {torch.__version__}; batch {a.batch_size}; stand-in 16×16 images (upsampled to 299² for "
-                f"Inception); reference statistics precomputed. One run, not interleaved: the CPU was shared with other jobs, so "
-                f"absolute times are noisy upper bounds. {note}\n\n")
-        out = Path(__file__).with_name("RESULTS.md")
-        if not out.exists(): out.write_text("# Benchmark results\n\nAppended by the scripts in benchmarks/.\n")
-        with out.open("a") as f: f.write(head + table + "\n")
+        append_results("FID + IS + KID evaluation time", a.device,
+                       f"batch {a.batch_size}; stand-in 16×16 images (upsampled to 299² for Inception); reference statistics "
+                       f"precomputed. One run, not interleaved: the CPU was shared with other jobs, so absolute times are noisy "
+                       f"upper bounds. {note}", table)
 
 
 if __name__ == "__main__":

@@ -65,10 +65,7 @@ def test_tables_from_a_checkpoint(tiny_ckpt, tmp_path):
     assert f"| Real training digits (the floor for this N) | {rec['rows']['real']['fid']:.2f} |" in md
     for k in (3, 4, 5): assert f"## Table {k}:" in md
     assert md.count("Not built yet: needs") >= 3 and Image.open(out / "digits_samples.png").size[0] > 300
-    if rec["rows"]["ddim"] is None:
-        assert "Not built yet: needs the DDIM chapter" in md and not (out / "digits_fid_vs_steps.png").exists()
-    else:
-        ddim = rec["rows"]["ddim"]
-        assert [d["steps"] for d in ddim] == [5, 10] and all(d["sampler"] == "ddim" for d in ddim)
-        assert all(f"| DDIM ({d['steps']} steps, η = 0) | {d['fid']:.2f} |" in md for d in ddim)
-        assert Image.open(out / "digits_fid_vs_steps.png").size[0] > 100
+    ddim = rec["rows"]["ddim"]
+    assert [d["steps"] for d in ddim] == [5, 10] and all(d["sampler"] == "ddim" and d["eta"] == 0 for d in ddim)
+    assert all(f"| DDIM ({d['steps']} steps, η = 0) | {d['fid']:.2f} |" in md for d in ddim)
+    assert Image.open(out / "digits_fid_vs_steps.png").size[0] > 100
