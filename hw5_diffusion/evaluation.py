@@ -439,12 +439,12 @@ def plot_samples(rows:dict, path) -> Path:
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
     return Path(path)
 
-# %% ../nbs/07_evaluation.ipynb #3d7bce0c
+# %% ../nbs/07_evaluation.ipynb #d7f741f6
 def tables_parser():
     p = _Parser(prog="hw5-tables", description="Regenerate the seed's results tables (Tables 1-5) into results/.")
     p.add_argument("--preset", choices=sorted(TABLE_PRESETS), default="digits")
     p.add_argument("--out", default="results", help="folder for <preset>.md, <preset>.json and the plots")
-    p.add_argument("--ckpt", help="checkpoint to evaluate (digits: trained with hw5-train's defaults when omitted)")
+    p.add_argument("--ckpt", help="checkpoint to evaluate (digits: trained with hw5-train --preset digits when omitted)")
     p.add_argument("--work", default="runs/tables", help="folder for the trained checkpoint and the samples")
     p.add_argument("--n", type=positive_int, help="generated images per row (default: 500 digits, 5000 ImageNet-100)")
     p.add_argument("--ref", help="reference (default: digits test split; ImageNet-100: required, ROOT with val/)")
@@ -475,7 +475,7 @@ def tables(args, argv=None) -> Path:
         from hw5_diffusion.cli import train, train_parser
         print(f"hw5-tables: training the digits DDPM into {ckpt}", file=sys.stderr)
         t1 = time.time()
-        train(train_parser().parse_args(["--data", "digits", "--out", str(ckpt), "--sample-n", "0", "--device", str(device)]))
+        train(train_parser().parse_args(["--preset", "digits", "--out", str(ckpt), "--sample-n", "0", "--device", str(device)]))
         train_s, cfg = time.time() - t1, load_checkpoint(ckpt)[2]
     rows = table_rows(ckpt, args.preset, args.n, args.ref, args.work, args.inception_weights, device, args.cache,
                       ddpm_steps=args.ddpm_steps, ddim_steps=args.ddim_steps)
