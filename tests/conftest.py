@@ -6,7 +6,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def run(cmd, check=True, timeout=600, **kw):
+def run(cmd, check=True, timeout=1800, **kw):
     "Run a command (list) with the venv's scripts on PATH; returns the CompletedProcess."
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **kw.pop("env", {})}
     p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, env=env, **kw)
