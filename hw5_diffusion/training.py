@@ -419,20 +419,21 @@ def rotate_checkpoints(out, keep_last:int):
     for p in checkpoints(out)[:-keep_last]:
         if p != best: shutil.rmtree(p)
 
-# %% ../nbs/06_training.ipynb #1a337f77
+# %% ../nbs/06_training.ipynb #07aa0e2c
 class StopFlag:
     "Set to the name of the first stop signal received."
     name = None
 
 @contextmanager
 def stop_signals(signals=(signal.SIGINT, signal.SIGTERM)):
-    "Within the block, the first of `signals` sets the yielded `StopFlag`; a second one raises KeyboardInterrupt."
+    "Within the block, the first of `signals` sets the yielded `StopFlag`; the same one again raises KeyboardInterrupt."
     flag = StopFlag()
     if threading.current_thread() is not threading.main_thread():
         yield flag; return
     def handler(signum, frame):
-        if flag.name: raise KeyboardInterrupt
-        flag.name = signal.Signals(signum).name
+        name = signal.Signals(signum).name
+        if flag.name == name: raise KeyboardInterrupt
+        flag.name = flag.name or name
     prev = {s: signal.signal(s, handler) for s in signals}
     try: yield flag
     finally:
