@@ -95,6 +95,13 @@ def test_near_t0_parity(ours, theirs, kw, prediction_type):
     check_exact_parity(ours(prediction_type=prediction_type), theirs(prediction_type=prediction_type), 1000, **kw)
 
 
+@pytest.mark.parametrize("ours,theirs", [(DDPMScheduler, diffusers.DDPMScheduler), (DDIMScheduler, diffusers.DDIMScheduler)])
+def test_add_noise_parity(ours, theirs):
+    g = torch.Generator().manual_seed(0)
+    x0, noise, t = torch.rand(8, 3, 8, 8, generator=g) * 2 - 1, torch.randn(8, 3, 8, 8, generator=g), torch.tensor([0, 1, 10, 100, 500, 900, 998, 999])
+    assert rel_err(ours().add_noise(x0, noise, t), theirs().add_noise(x0, noise, t)) <= 1e-5
+
+
 def test_ddim_previous_step_is_the_next_visited_one():
     for spacing, n in itertools.product(SPACINGS, [10, 13, 50]):
         s = DDIMScheduler(timestep_spacing=spacing); s.set_timesteps(n)
