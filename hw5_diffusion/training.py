@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['PRESETS', 'STATE_FILES', 'RESUME_MAY_CHANGE', 'ConfigError', 'TrainingError', 'TrainConfig', 'preset', 'check_config',
-           'apply_overrides', 'GlobalBatchSampler', 'step_noise', 'EMA', 'pack_state', 'unpack_state', 'rng_state',
-           'set_rng_state', 'save_training_state', 'load_training_state', 'checkpoints', 'latest_checkpoint',
-           'best_checkpoint', 'resolve_resume', 'config_mismatch', 'make_accelerator', 'load_dataset', 'build_unet',
-           'RunLog', 'read_metrics', 'save_loss_plot', 'write_checkpoint', 'rotate_checkpoints', 'StopFlag',
-           'stop_signals', 'isolated_rng', 'Trainer', 'relative_difference']
+           'apply_overrides', 'GlobalBatchSampler', 'step_noise', 'step_label_drop', 'EMA', 'pack_state',
+           'unpack_state', 'rng_state', 'set_rng_state', 'save_training_state', 'load_training_state', 'checkpoints',
+           'latest_checkpoint', 'best_checkpoint', 'resolve_resume', 'config_mismatch', 'make_accelerator',
+           'load_dataset', 'build_unet', 'RunLog', 'read_metrics', 'save_loss_plot', 'write_checkpoint',
+           'rotate_checkpoints', 'StopFlag', 'stop_signals', 'isolated_rng', 'Trainer', 'relative_difference']
 
 # %% ../nbs/06_training.ipynb #fefb55b6
 import copy, importlib.util, json, math, os, random, shutil, signal, sys, threading, time, typing
@@ -107,7 +107,7 @@ def preset(name:str) -> TrainConfig:
     if name not in PRESETS: raise ConfigError(f"unknown preset {name!r}: choose from {', '.join(PRESETS)}")
     return TrainConfig(**copy.deepcopy(PRESETS[name]))
 
-# %% ../nbs/06_training.ipynb #697f389f
+# %% ../nbs/06_training.ipynb #d6ffdff1
 _CHOICES = dict(mixed_precision=("no", "fp16", "bf16"), on_corrupt=("error", "skip"))
 _MIN = dict(max_steps=1, batch_size=1, grad_accum=1, log_every=1, keep_last=1, preview_n=1, preview_steps=1, sample_steps=1,
             num_workers=0, warmup_steps=0, checkpoint_every=0, eval_n=0, preview_every=0, sample_n=0)
@@ -125,9 +125,9 @@ def check_config(c:TrainConfig) -> TrainConfig:
     if c.vae is not None:
         raise ConfigError(f"vae={c.vae!r}: latent diffusion is not implemented in the trainer yet (the latent-diffusion "
                           "chapter adds it); use a pixel preset or --set vae=none")
-    if c.cond_drop_prob:
-        raise ConfigError(f"cond_drop_prob={c.cond_drop_prob}: label dropout for classifier-free guidance is not implemented "
-                          "in the trainer yet (the CFG chapter adds it); --set cond_drop_prob=0 trains a plain class-conditional model")
+    if not 0 <= c.cond_drop_prob < 1: raise ConfigError(f"cond_drop_prob must be in [0, 1), got {c.cond_drop_prob}")
+    if c.cond_drop_prob and not c.class_conditional:
+        raise ConfigError(f"cond_drop_prob={c.cond_drop_prob} drops class labels, so it needs class_conditional=true (hw5-train --cfg)")
     return c
 
 # %% ../nbs/06_training.ipynb #39602d10
@@ -169,7 +169,7 @@ def apply_overrides(c:TrainConfig, items) -> TrainConfig:
         else: setattr(c, name, _parse(types[name], v, key))
     return c
 
-# %% ../nbs/06_training.ipynb #641e6483
+# %% ../nbs/06_training.ipynb #d0b2bf5a
 def _stream_seed(seed:int, *ids) -> int:
     "A 63-bit seed for the random stream named by `ids` (epoch, step...)."
     h = seed
@@ -203,6 +203,11 @@ def step_noise(seed:int, step:int, global_batch:int, shape, num_train_timesteps:
     g = torch.Generator(device).manual_seed(_stream_seed(seed, 2**40, step))
     t = torch.randint(0, num_train_timesteps, (global_batch,), generator=g, device=device)
     return t, torch.randn((global_batch, *shape), generator=g, device=device)
+
+def step_label_drop(seed:int, step:int, global_batch:int, p:float, device="cpu"):
+    "Which labels of step `step`'s global batch classifier-free guidance training replaces by the null class `(G,)` bool."
+    g = torch.Generator(device).manual_seed(_stream_seed(seed, 2**43, step))
+    return torch.rand(global_batch, generator=g, device=device) < p
 
 # %% ../nbs/06_training.ipynb #89317208
 class EMA:
@@ -446,7 +451,7 @@ def isolated_rng():
     try: yield
     finally: set_rng_state(s)
 
-# %% ../nbs/06_training.ipynb #72d829cd
+# %% ../nbs/06_training.ipynb #b022d315
 class Trainer:
     "Train a DDPM U-Net with L_simple as `config` says, on one CPU, one GPU or several processes (Accelerate)."
     def __init__(self, config:TrainConfig, out=None, model=None, dataset=None, schedule=None, device="auto",
@@ -506,10 +511,12 @@ class Trainer:
         "One optimisation step; returns the loss averaged over the global batch and whether to stop."
         c, acc, b, P, r = self.config, self.accelerator, self.config.batch_size, self.accelerator.num_processes, self.accelerator.process_index
         t, noise = step_noise(c.seed, self.step, self.global_batch, self.sample_shape, self.scheduler.num_train_timesteps, acc.device)
+        drop = step_label_drop(c.seed, self.step, self.global_batch, c.cond_drop_prob, acc.device) if self.num_classes and c.cond_drop_prob else None
         loss_sum = torch.zeros((), device=acc.device)
         for a in range(c.grad_accum):
             x0, y = self._next_batch(batches)
             rows = slice((a * P + r) * b, (a * P + r + 1) * b)
+            if drop is not None: y = y.masked_fill(drop[rows], self.num_classes)  # the null class
             with acc.accumulate(self.model):
                 loss = ddpm_loss(self.model, self.schedule, x0, y, t=t[rows], noise=noise[rows])
                 acc.backward(loss)
