@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['DDIMScheduler']
 
-# %% ../nbs/05_ddim.ipynb #4936ac94
+# %% ../nbs/05_ddim.ipynb #076063e2
 import math
 import torch
-from .ddpm import SchedulerMixin, SchedulerOutput
+from .ddpm import SchedulerMixin, SchedulerOutput, split_variance
 
-# %% ../nbs/05_ddim.ipynb #f83776bf
+# %% ../nbs/05_ddim.ipynb #96f94b43
 class DDIMScheduler(SchedulerMixin):
     "DDIM sampling (Song et al. 2021, seed Eq. 4): η = 0 deterministic, η = 1 the ancestral DDPM step; diffusers-compatible API."
     def __init__(self, num_train_timesteps:int=1000, beta_start:float=1e-4, beta_end:float=0.02,
@@ -41,6 +41,7 @@ class DDIMScheduler(SchedulerMixin):
         "x_s from x_t by Eq. 4, s the next visited step; noise is drawn only when η > 0."
         if eta < 0: raise ValueError(f"eta must be >= 0, got {eta}")
         t = self._t(timestep)
+        model_output = split_variance(model_output, sample)[0]  # σ_t comes from η: a learned variance is not used
         c_x, c_out, e_x, e_out, a_prev, var = self._coefs[t]
         x0 = self._pred_x0(model_output, sample, c_x, c_out)
         # ε̂ comes from the unclipped prediction, as in diffusers
