@@ -156,7 +156,7 @@ class DDPMScheduler(SchedulerMixin):
             else: prev = prev.add_(noise, alpha=sigma)
         return SchedulerOutput(prev, x0)
 
-# %% ../nbs/03_ddpm.ipynb #b66db6a7
+# %% ../nbs/03_ddpm.ipynb #7d21e004
 def model_device(model) -> torch.device:
     "The device of a module's parameters."
     return next(model.parameters()).device
@@ -169,8 +169,8 @@ def sample_shape(model) -> tuple:
 
 @torch.no_grad()
 def generate(model, scheduler, n:int, steps:int=None, eta:float=None, seed:int=0, class_labels=None,
-             shape=None, progress:bool=True):
-    "Sample `n` images in [-1, 1] with `scheduler`, visiting `steps` time steps (all T by default); `eta` is DDIM's η."
+             shape=None, progress:bool=True, decode=None):
+    "Sample `n` images in [-1, 1] with `scheduler`, visiting `steps` time steps (all T by default); `eta` is DDIM's η; `decode` maps latents to images."
     step_kwargs = {}
     if eta is not None:
         if "eta" not in inspect.signature(scheduler.step).parameters:
@@ -189,7 +189,7 @@ def generate(model, scheduler, n:int, steps:int=None, eta:float=None, seed:int=0
             out = model(x, t, class_labels)
             x = scheduler.step(getattr(out, "sample", out), t_int, x, generator=g, **step_kwargs).prev_sample
     finally: model.train(was_training)
-    return x.clamp(-1, 1)
+    return decode(x) if decode is not None else x.clamp(-1, 1)  # latents are not in [-1, 1]: the decoder makes images
 
 # %% ../nbs/03_ddpm.ipynb #349fdac2
 def cosine_lr_lambda(max_steps:int, warmup_steps:int=0):
@@ -209,7 +209,7 @@ def train_ddpm(model, schedule:NoiseSchedule, dataset, max_steps:int=1000, batch
                       warmup_steps=warmup_steps, seed=seed, class_conditional=conditional, ema_decay=0.0)
     return Trainer(cfg, model=model, dataset=dataset, schedule=schedule, device=model_device(model), progress=progress).fit().losses
 
-# %% ../nbs/03_ddpm.ipynb #f1f0fb39
+# %% ../nbs/03_ddpm.ipynb #e50756b0
 class CheckpointError(ValueError):
     "A checkpoint that is missing, corrupt or does not match the model; the message names the file."
 
@@ -271,8 +271,8 @@ def read_config(ckpt_dir) -> dict:
 
 TORCH_SAVE_EXTS = (".pt", ".pth", ".bin", ".ckpt")
 
-def load_tensors(path) -> dict:
-    "The tensors in a `.safetensors` file, or in a torch.save file read with `weights_only=True`; never runs code."
+def load_tensors(path, key:str=None) -> dict:
+    "The tensors in a `.safetensors` file, or in a torch.save file read with `weights_only=True` (its dict's `key` entry, e.g. `state_dict`); never runs code."
     path = Path(path)
     if not path.is_file(): raise CheckpointError(f"checkpoint weights not found: {path}")
     if path.suffix in TORCH_SAVE_EXTS:
@@ -281,6 +281,10 @@ def load_tensors(path) -> dict:
             raise CheckpointError(f"refusing to load {path}: it holds Python objects that could run code, not only tensors "
                                   f"(torch.load weights_only=True: {str(e).splitlines()[0]})") from None
         except Exception as e: raise CheckpointError(f"corrupt checkpoint weights {path}: {e}") from None
+        if key is not None:
+            if not isinstance(state, dict) or key not in state:
+                raise CheckpointError(f"checkpoint {path} has no {key!r} entry (keys: {sorted(map(str, state))[:8] if isinstance(state, dict) else type(state).__name__})")
+            state = state[key]
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise CheckpointError(f"checkpoint weights {path} are not a flat dict of tensors")
         return state
