@@ -7,13 +7,14 @@ __all__ = ['FLAG_FIELDS', 'SAMPLERS', 'DDIM_DEFAULT_STEPS', 'CLIError', 'positiv
            'run_cli', 'train_parser', 'train_config', 'train', 'train_main', 'sample_parser', 'save_images', 'sample',
            'sample_main']
 
-# %% ../nbs/04_cli.ipynb #5726423d
+# %% ../nbs/04_cli.ipynb #8bd9a0d8
 import argparse, json, sys, time
 from pathlib import Path
 import torch
 from .data import DataError, image_grid, digits_recognisability
 from .ddpm import DDPMScheduler, CheckpointError, generate, load_checkpoint, read_config
 from .ddim import DDIMScheduler
+from .cfg import ClassifierFreeGuidance, check_guidance, parse_class_labels, guidance_scale, CONVENTIONS
 from .training import (PRESETS, TrainConfig, Trainer, ConfigError, TrainingError, preset, apply_overrides,
                                     check_config, resolve_resume)
 
@@ -53,7 +54,7 @@ def run_cli(prog:str, main, argv=None) -> int:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
 
-# %% ../nbs/04_cli.ipynb #7e9de42c
+# %% ../nbs/04_cli.ipynb #ffc51fe9
 def train_parser():
     p = _Parser(prog="hw5-train", description="Train a DDPM (L_simple) with the training engine and write a run folder.")
     p.add_argument("--out", required=True, help="run folder (checkpoints/, the newest model.safetensors + config.json, metrics.jsonl, tb/, loss.png, samples.png)")
@@ -71,6 +72,8 @@ def train_parser():
     p.add_argument("--sample-steps", type=positive_int, help="sampling steps for samples.png (default 1000)")
     p.add_argument("--resume", help="latest (the newest checkpoint in --out), or a checkpoint or run folder")
     p.add_argument("--overwrite", action="store_true", help="start again in an --out that already holds checkpoints")
+    p.add_argument("--cfg", action="store_true", help="class-conditional, with label dropout for classifier-free guidance")
+    p.add_argument("--p-uncond", type=float, help="with --cfg: probability of training on the null class (default 0.1)")
     return p
 
 FLAG_FIELDS = ("data", "resolution", "max_steps", "batch_size", "lr", "seed", "sample_n", "sample_steps")
@@ -84,6 +87,11 @@ def train_config(args) -> TrainConfig:
         c = TrainConfig.from_dict(read_config(ck)["train"])
     else: c = preset("digits") if str(args.data or "digits") == "digits" else TrainConfig()
     flags = {k: getattr(args, k) for k in FLAG_FIELDS if getattr(args, k) is not None}
+    if args.p_uncond is not None and not args.cfg: raise CLIError("--p-uncond applies with --cfg only")
+    if args.cfg:
+        p = 0.1 if args.p_uncond is None else args.p_uncond
+        if not 0 < p < 1: raise CLIError(f"--p-uncond must be in (0, 1), got {p:g}")
+        flags.update(class_conditional=True, cond_drop_prob=p)
     c = apply_overrides(TrainConfig(**{**c.to_dict(), **flags, **({"download": True} if args.download else {})}), args.set)
     return check_config(c)
 
@@ -117,7 +125,7 @@ def train_main(argv=None):
         print(f"hw5-train: error: {e}", file=sys.stderr); code = 1
     sys.exit(code)
 
-# %% ../nbs/04_cli.ipynb #e9957440
+# %% ../nbs/04_cli.ipynb #d3ab40ad
 SAMPLERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler}
 DDIM_DEFAULT_STEPS = 50
 
@@ -132,33 +140,50 @@ def sample_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=positive_int, default=256, help="images per forward pass")
     p.add_argument("--device", default="auto")
+    p.add_argument("--class-label", help="class-conditional checkpoints: a class number, or all (image i has class i mod K; the default)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance weight (0: off; a checkpoint trained with hw5-train --cfg)")
+    p.add_argument("--guidance-convention", choices=CONVENTIONS, default="paper",
+                   help="paper: ε̃ = (1+w)ε(x,c) − wε(x,∅) (the seed's Eq. 5); diffusers: --guidance is the scale s = 1 + w")
     return p
 
-def save_images(images, out) -> list:
-    "Write each image in [-1,1] as `out/000000.png`, ... and all of them as `out/grid.png`."
+def save_images(images, out, nrow:int=None) -> list:
+    "Write each image in [-1,1] as `out/000000.png`, ... and all of them as `out/grid.png` (`nrow` per row)."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, x in enumerate(images):
         paths.append(out / f"{i:06d}.png"); image_grid(x[None], pad=0).save(paths[-1])
-    image_grid(images, scale=max(1, 64 // images.shape[-1])).save(out / "grid.png")
+    image_grid(images, nrow=nrow, scale=max(1, 64 // images.shape[-1])).save(out / "grid.png")
     return paths
 
 def sample(args):
     "Sample from parsed `hw5-sample` arguments; returns the images."
     if args.eta is not None and args.sampler != "ddim": raise CLIError(f"--eta applies only to --sampler ddim, not {args.sampler}")
     if args.eta is not None and not args.eta >= 0: raise CLIError(f"--eta must be >= 0, got {args.eta}")
+    if args.guidance is not None:
+        try: guidance_scale(args.guidance, args.guidance_convention)
+        except ValueError as e: raise CLIError(f"--guidance: {e}") from None
     device = pick_device(args.device)
     model, scheduler, cfg = load_checkpoint(args.ckpt, device, scheduler_cls=SAMPLERS[args.sampler])
+    labels, K = None, model.num_classes
+    try:
+        if K: labels = parse_class_labels(args.class_label, args.n, K)
+        elif args.class_label is not None: raise ValueError(f"{args.ckpt} is unconditional: it takes no class label")
+        if args.guidance is not None:
+            check_guidance(cfg, args.guidance, args.guidance_convention, args.ckpt)
+            model = ClassifierFreeGuidance(model, args.guidance, args.guidance_convention)
+    except ValueError as e: raise CLIError(f"--{'guidance' if 'guidance' in str(e) else 'class-label'}: {e}") from None
     T = scheduler.num_train_timesteps
     steps = args.steps if args.steps is not None else T if args.sampler == "ddpm" else min(DDIM_DEFAULT_STEPS, T)
     if not 1 <= steps <= T: raise CLIError(f"--steps must be between 1 and T={T}, got {steps}")
     out = Path(args.out)
     if out.exists() and not out.is_dir(): raise CLIError(f"--out {out} exists and is not a folder")
-    print(f"hw5-sample: {args.sampler} with {steps} steps" + (f", eta {args.eta or 0.0}" if args.sampler == "ddim" else ""), file=sys.stderr)
-    xs = [generate(model, scheduler, min(args.batch_size, args.n - i), steps=steps, eta=args.eta, seed=args.seed + i)
+    print(f"hw5-sample: {args.sampler} with {steps} steps" + (f", eta {args.eta or 0.0}" if args.sampler == "ddim" else "")
+          + (f", guidance {args.guidance:g} ({args.guidance_convention})" if args.guidance is not None else ""), file=sys.stderr)
+    xs = [generate(model, scheduler, min(args.batch_size, args.n - i), steps=steps, eta=args.eta, seed=args.seed + i,
+                   class_labels=None if labels is None else labels[i:i + args.batch_size].to(device))
           for i in range(0, args.n, args.batch_size)]
     x = torch.cat(xs)
-    save_images(x, out)
+    save_images(x, out, nrow=K if K and args.class_label in (None, "all") else None)
     print(f"hw5-sample: wrote {len(x)} images and grid.png to {out}/")
     return x
 
