@@ -7,13 +7,14 @@ __all__ = ['FLAG_FIELDS', 'SAMPLERS', 'DDIM_DEFAULT_STEPS', 'CLIError', 'positiv
            'run_cli', 'train_parser', 'train_config', 'train', 'train_main', 'sample_parser', 'save_images', 'sample',
            'sample_main']
 
-# %% ../nbs/04_cli.ipynb #8bd9a0d8
+# %% ../nbs/04_cli.ipynb #dd7f7e67
 import argparse, json, sys, time
 from pathlib import Path
 import torch
 from .data import DataError, image_grid, digits_recognisability
 from .ddpm import DDPMScheduler, CheckpointError, generate, load_checkpoint, read_config
 from .ddim import DDIMScheduler
+from .latent import checkpoint_vae, prepare_trained_vae
 from .cfg import ClassifierFreeGuidance, check_guidance, parse_class_labels, guidance_scale, CONVENTIONS
 from .training import (PRESETS, TrainConfig, Trainer, ConfigError, TrainingError, preset, apply_overrides,
                                     check_config, resolve_resume)
@@ -54,7 +55,7 @@ def run_cli(prog:str, main, argv=None) -> int:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
 
-# %% ../nbs/04_cli.ipynb #ffc51fe9
+# %% ../nbs/04_cli.ipynb #d9bcc423
 def train_parser():
     p = _Parser(prog="hw5-train", description="Train a DDPM (L_simple) with the training engine and write a run folder.")
     p.add_argument("--out", required=True, help="run folder (checkpoints/, the newest model.safetensors + config.json, metrics.jsonl, tb/, loss.png, samples.png)")
@@ -74,6 +75,9 @@ def train_parser():
     p.add_argument("--overwrite", action="store_true", help="start again in an --out that already holds checkpoints")
     p.add_argument("--cfg", action="store_true", help="class-conditional, with label dropout for classifier-free guidance")
     p.add_argument("--p-uncond", type=float, help="with --cfg: probability of training on the null class (default 0.1)")
+    p.add_argument("--latent", action="store_true", help="latent diffusion: train the U-Net on VAE latents (the VAE: --vae, else the preset's, else train for digits, pretrained/model.ckpt otherwise)")
+    p.add_argument("--vae", help="implies --latent: a course checkpoint (pretrained/model.ckpt), a VAE folder, a hub name, or train (train a small VAE on the data into OUT/vae first)")
+    p.add_argument("--vae-steps", type=positive_int, default=800, help="with --vae train: the VAE's training steps (default 800)")
     return p
 
 FLAG_FIELDS = ("data", "resolution", "max_steps", "batch_size", "lr", "seed", "sample_n", "sample_steps")
@@ -92,6 +96,8 @@ def train_config(args) -> TrainConfig:
         p = 0.1 if args.p_uncond is None else args.p_uncond
         if not 0 < p < 1: raise CLIError(f"--p-uncond must be in (0, 1), got {p:g}")
         flags.update(class_conditional=True, cond_drop_prob=p)
+    if args.latent or args.vae:
+        flags["vae"] = args.vae or c.vae or ("train" if str(flags.get("data", c.data)) == "digits" else "pretrained/model.ckpt")
     c = apply_overrides(TrainConfig(**{**c.to_dict(), **flags, **({"download": True} if args.download else {})}), args.set)
     return check_config(c)
 
@@ -101,7 +107,9 @@ def train(args):
     if out.exists() and not out.is_dir(): raise CLIError(f"--out {out} exists and is not a folder")
     pick_device(args.device)
     try:
-        tr = Trainer(train_config(args), out, device=args.device, resume=args.resume, overwrite=args.overwrite).fit()
+        c = train_config(args)
+        if c.vae == "train": prepare_trained_vae(c, out, args.vae_steps, args.device)
+        tr = Trainer(c, out, device=args.device, resume=args.resume, overwrite=args.overwrite).fit()
     except ConfigError as e: raise CLIError(str(e)) from None
     if not tr.is_main: return tr
     if tr.interrupted:
@@ -125,7 +133,7 @@ def train_main(argv=None):
         print(f"hw5-train: error: {e}", file=sys.stderr); code = 1
     sys.exit(code)
 
-# %% ../nbs/04_cli.ipynb #d3ab40ad
+# %% ../nbs/04_cli.ipynb #18bb38bf
 SAMPLERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler}
 DDIM_DEFAULT_STEPS = 50
 
@@ -164,6 +172,7 @@ def sample(args):
         except ValueError as e: raise CLIError(f"--guidance: {e}") from None
     device = pick_device(args.device)
     model, scheduler, cfg = load_checkpoint(args.ckpt, device, scheduler_cls=SAMPLERS[args.sampler])
+    vae = checkpoint_vae(args.ckpt, cfg, device)  # a latent checkpoint: its VAE decodes the samples
     labels, K = None, model.num_classes
     try:
         if K: labels = parse_class_labels(args.class_label, args.n, K)
@@ -178,9 +187,10 @@ def sample(args):
     out = Path(args.out)
     if out.exists() and not out.is_dir(): raise CLIError(f"--out {out} exists and is not a folder")
     print(f"hw5-sample: {args.sampler} with {steps} steps" + (f", eta {args.eta or 0.0}" if args.sampler == "ddim" else "")
-          + (f", guidance {args.guidance:g} ({args.guidance_convention})" if args.guidance is not None else ""), file=sys.stderr)
+          + (f", guidance {args.guidance:g} ({args.guidance_convention})" if args.guidance is not None else "")
+          + (f", in the latent space of {vae.source} (scale {vae.scale:g})" if vae else ""), file=sys.stderr)
     xs = [generate(model, scheduler, min(args.batch_size, args.n - i), steps=steps, eta=args.eta, seed=args.seed + i,
-                   class_labels=None if labels is None else labels[i:i + args.batch_size].to(device))
+                   class_labels=None if labels is None else labels[i:i + args.batch_size].to(device), decode=vae.decode if vae else None)
           for i in range(0, args.n, args.batch_size)]
     x = torch.cat(xs)
     save_images(x, out, nrow=K if K and args.class_label in (None, "all") else None)
