@@ -10,7 +10,7 @@ __all__ = ['PRESETS', 'STATE_FILES', 'RESUME_MAY_CHANGE', 'ConfigError', 'Traini
            'load_dataset', 'build_unet', 'RunLog', 'read_metrics', 'save_loss_plot', 'write_checkpoint',
            'rotate_checkpoints', 'StopFlag', 'stop_signals', 'isolated_rng', 'Trainer', 'relative_difference']
 
-# %% ../nbs/06_training.ipynb #fefb55b6
+# %% ../nbs/06_training.ipynb #1b68b6a9
 import copy, importlib.util, json, math, os, random, shutil, signal, sys, threading, time, typing
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict, fields, replace
@@ -26,10 +26,11 @@ from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import gather_object, set_seed
 from .data import DataError, get_dataset, image_grid
 from .unet import UNet, num_params
-from .ddpm import (DDPMScheduler, CheckpointError, ddpm_loss, cosine_lr_lambda, generate, default_unet,
+from .advanced import hybrid_loss, LossSecondMomentSampler
+from .ddpm import (DDPMScheduler, CheckpointError, ddpm_loss, cosine_lr_lambda, generate, default_unet, LEARNED_VARIANCE,
                                 save_checkpoint, read_config, load_tensors, load_state, atomic_write, atomic_dir)
 
-# %% ../nbs/06_training.ipynb #0ce944b1
+# %% ../nbs/06_training.ipynb #d5457c1a
 class ConfigError(ValueError):
     "An invalid, unknown or not-yet-implemented configuration value; the message names the field."
 
@@ -52,7 +53,9 @@ class TrainConfig:
     latent_scale: float = 0.18215
     # model and noise schedule
     unet: dict = field(default_factory=dict)       # U-Net arguments over `default_unet` for the data
-    scheduler: dict = field(default_factory=dict)  # DDPMScheduler arguments (β schedule, T, ...)
+    scheduler: dict = field(default_factory=dict)  # DDPMScheduler arguments (β schedule, T, variance type, ...)
+    vlb_weight: float = 0.001               # λ of L_simple + λ·L_vlb, the loss of a learned variance (advanced chapter)
+    importance_sampling: bool = False       # learned variance: draw t by the loss second moment (advanced chapter)
     # optimisation
     max_steps: int = 100_000
     batch_size: int = 4                     # per process
@@ -107,7 +110,7 @@ def preset(name:str) -> TrainConfig:
     if name not in PRESETS: raise ConfigError(f"unknown preset {name!r}: choose from {', '.join(PRESETS)}")
     return TrainConfig(**copy.deepcopy(PRESETS[name]))
 
-# %% ../nbs/06_training.ipynb #d6ffdff1
+# %% ../nbs/06_training.ipynb #85daa5df
 _CHOICES = dict(mixed_precision=("no", "fp16", "bf16"), on_corrupt=("error", "skip"))
 _MIN = dict(max_steps=1, batch_size=1, grad_accum=1, log_every=1, keep_last=1, preview_n=1, preview_steps=1, sample_steps=1,
             num_workers=0, warmup_steps=0, checkpoint_every=0, eval_n=0, preview_every=0, sample_n=0)
@@ -126,11 +129,14 @@ def check_config(c:TrainConfig) -> TrainConfig:
         raise ConfigError(f"vae={c.vae!r}: latent diffusion is not implemented in the trainer yet (the latent-diffusion "
                           "chapter adds it); use a pixel preset or --set vae=none")
     if not 0 <= c.cond_drop_prob < 1: raise ConfigError(f"cond_drop_prob must be in [0, 1), got {c.cond_drop_prob}")
+    if c.vlb_weight < 0: raise ConfigError(f"vlb_weight must be >= 0, got {c.vlb_weight}")
+    if c.importance_sampling and c.scheduler.get("variance_type") not in LEARNED_VARIANCE:
+        raise ConfigError("importance_sampling=true weights the variational bound, so it needs scheduler.variance_type=learned_range or learned")
     if c.cond_drop_prob and not c.class_conditional:
         raise ConfigError(f"cond_drop_prob={c.cond_drop_prob} drops class labels, so it needs class_conditional=true (hw5-train --cfg)")
     return c
 
-# %% ../nbs/06_training.ipynb #39602d10
+# %% ../nbs/06_training.ipynb #cfa54147
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 def _parse(tp, v:str, key:str):
@@ -162,6 +168,7 @@ def apply_overrides(c:TrainConfig, items) -> TrainConfig:
         key = key.strip()
         if not sep: raise ConfigError(f"{item!r}: expected key=value")
         name, _, sub = key.partition(".")
+        if name not in types and name in DDPMScheduler().config: name, sub = "scheduler", name
         if name not in types: raise ConfigError(f"unknown config key {name!r} in {item!r} (keys: {', '.join(types)})")
         if sub:
             if types[name] is not dict: raise ConfigError(f"{name} has no sub-keys ({item!r})")
@@ -338,16 +345,17 @@ def make_accelerator(c:TrainConfig, device="auto") -> Accelerator:
     AcceleratorState._reset_state(); GradientState._reset_state()
     return Accelerator(cpu=cpu, mixed_precision=c.mixed_precision, gradient_accumulation_steps=c.grad_accum)
 
-# %% ../nbs/06_training.ipynb #1deafce4
+# %% ../nbs/06_training.ipynb #febb6360
 def load_dataset(c:TrainConfig):
     "The training set the config names (DataError for a missing or unreadable one)."
     hflip = c.hflip if c.hflip is not None else str(c.data).lower() not in ("digits", "mnist")
     return get_dataset(c.data, "train", c.resolution, hflip=hflip, download=c.download, on_corrupt=c.on_corrupt)
 
 def build_unet(c:TrainConfig, channels:int, resolution:int, num_classes:int=None) -> UNet:
-    "`default_unet` for the data, with the config's `unet` arguments over it."
+    "`default_unet` for the data (2× the output channels for a learned variance), with the config's `unet` arguments over it."
     try:
         with torch.device("meta"): base = default_unet(channels, resolution, num_classes).config
+        if c.scheduler.get("variance_type") in LEARNED_VARIANCE: base["out_channels"] = 2 * channels  # ε and v
         return UNet(**{**base, **c.unet})
     except (TypeError, ValueError) as e: raise ConfigError(f"U-Net for {channels}×{resolution}² images, unet={c.unet}: {e}") from None
 
@@ -451,9 +459,9 @@ def isolated_rng():
     try: yield
     finally: set_rng_state(s)
 
-# %% ../nbs/06_training.ipynb #b022d315
+# %% ../nbs/06_training.ipynb #4d451fd7
 class Trainer:
-    "Train a DDPM U-Net with L_simple as `config` says, on one CPU, one GPU or several processes (Accelerate)."
+    "Train a DDPM U-Net with L_simple (the hybrid loss for a learned variance) as `config` says, on one CPU, one GPU or several processes (Accelerate)."
     def __init__(self, config:TrainConfig, out=None, model=None, dataset=None, schedule=None, device="auto",
                  resume=None, overwrite:bool=False, progress:bool=True):
         self.config = c = check_config(config)
@@ -468,6 +476,9 @@ class Trainer:
         model = model if model is not None else build_unet(c, self.sample_shape[0], self.sample_shape[-1], self.num_classes)
         self.scheduler = DDPMScheduler(**c.scheduler)
         self.schedule = (schedule or self.scheduler.schedule).to(acc.device)
+        # a learned variance trains with the hybrid loss, optionally with t drawn by importance (advanced chapter)
+        self.learned_variance = self.scheduler.config["variance_type"] in LEARNED_VARIANCE
+        self.t_sampler = LossSecondMomentSampler(self.scheduler.num_train_timesteps) if c.importance_sampling else None
         opt = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         self.lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_lr_lambda(c.max_steps, min(c.warmup_steps, c.max_steps // 10)))
         self.model, self.opt = acc.prepare(model, opt)
@@ -507,26 +518,38 @@ class Trainer:
         dev = self.accelerator.device
         return x0.to(dev, non_blocking=True), (y.to(dev) if self.num_classes else None)
 
+    def loss(self, model, x0, y, t, noise, weights=None):
+        "L_simple; for a learned variance L_simple + λ·L_vlb, its per-image values weighted by `weights` when t was importance-sampled."
+        if not self.learned_variance: return ddpm_loss(model, self.schedule, x0, y, t=t, noise=noise)
+        self._per_image = hybrid_loss(model, self.schedule, x0, y, t=t, noise=noise, variance_type=self.scheduler.config["variance_type"],
+                                      vlb_weight=self.config.vlb_weight, reduce=False)
+        return (self._per_image * weights).mean() if weights is not None else self._per_image.mean()
+
     def train_step(self, batches):
         "One optimisation step; returns the loss averaged over the global batch and whether to stop."
         c, acc, b, P, r = self.config, self.accelerator, self.config.batch_size, self.accelerator.num_processes, self.accelerator.process_index
         t, noise = step_noise(c.seed, self.step, self.global_batch, self.sample_shape, self.scheduler.num_train_timesteps, acc.device)
         drop = step_label_drop(c.seed, self.step, self.global_batch, c.cond_drop_prob, acc.device) if self.num_classes and c.cond_drop_prob else None
+        w, seen = None, []
+        if self.t_sampler:
+            t, w = (v.to(acc.device) for v in self.t_sampler.sample(self.global_batch, torch.Generator().manual_seed(_stream_seed(c.seed, 2**43, self.step))))
         loss_sum = torch.zeros((), device=acc.device)
         for a in range(c.grad_accum):
             x0, y = self._next_batch(batches)
             rows = slice((a * P + r) * b, (a * P + r + 1) * b)
             if drop is not None: y = y.masked_fill(drop[rows], self.num_classes)  # the null class
             with acc.accumulate(self.model):
-                loss = ddpm_loss(self.model, self.schedule, x0, y, t=t[rows], noise=noise[rows])
+                loss = self.loss(self.model, x0, y, t[rows], noise[rows], None if w is None else w[rows])
                 acc.backward(loss)
             loss_sum += loss.detach().float()
+            if self.t_sampler: seen.append(acc.gather(self._per_image.detach()))
         stop = torch.tensor(float(self._stop.name is not None), device=acc.device)
         mean, bad, stop = acc.reduce(torch.stack([loss_sum / c.grad_accum, (~loss_sum.isfinite()).float(), stop]), "sum").tolist()
         if bad:
             raise TrainingError(f"loss is {loss_sum.item() if not loss_sum.isfinite() else 'not finite on another process'} at "
                                 f"step {self.step + 1}: training stopped before updating the weights; last good checkpoint: "
                                 f"{(latest_checkpoint(self.out) if self.out else None) or 'none'}")
+        if self.t_sampler: self.t_sampler.update(t, torch.cat(seen))  # every process sees the whole global batch
         self.grad_norm = acc.clip_grad_norm_(self.model.parameters(), c.grad_clip) if c.grad_clip else None
         self.opt.step(); self.lr_sched.step(); self.opt.zero_grad(set_to_none=True)
         if self.ema: self.ema.update(self.unwrapped)
@@ -608,8 +631,8 @@ class Trainer:
             for i in range(0, len(x0), c.batch_size):
                 s = slice(i, i + c.batch_size)
                 with self.accelerator.autocast():
-                    total += ddpm_loss(model, self.schedule, x0[s].to(dev), y[s].to(dev) if self.num_classes else None,
-                                       t=t[s].to(dev), noise=noise[s].to(dev)).item() * len(x0[s])
+                    total += self.loss(model, x0[s].to(dev), y[s].to(dev) if self.num_classes else None,
+                                       t[s].to(dev), noise[s].to(dev)).item() * len(x0[s])
             model.train(was_training)
         return total / len(x0)
 
@@ -626,6 +649,7 @@ class Trainer:
             state = dict(step=self.step, model=self.unwrapped.state_dict(), optimizer=self.opt.state_dict(),
                          lr_scheduler=self.lr_sched.state_dict(), scaler=acc.scaler.state_dict() if acc.scaler else None,
                          ema_updates=self.ema.num_updates if self.ema else None, rng=rngs,
+                         timestep_sampler=self.t_sampler.state_dict() if self.t_sampler else None,
                          data=dict(seed=c.seed, global_batch=self.global_batch, epoch=self.step // self.sampler.steps_per_epoch))
             self.last_checkpoint = write_checkpoint(self.out, self.step, self.sampling_model, self.scheduler, meta, state)
             rotate_checkpoints(self.out, c.keep_last)
@@ -648,6 +672,7 @@ class Trainer:
             if acc.scaler and st["scaler"]: acc.scaler.load_state_dict(st["scaler"])
         except (ValueError, KeyError, RuntimeError) as e: raise CheckpointError(f"optimizer state in {d} does not fit the model: {e}") from None
         self.step = st["step"]
+        if self.t_sampler and st.get("timestep_sampler"): self.t_sampler.load_state_dict(st["timestep_sampler"])
         if acc.process_index < len(st["rng"]): set_rng_state(st["rng"][acc.process_index])
         if st["data"]["global_batch"] != self.global_batch and self.is_main:
             print(f"training: resuming with global batch {self.global_batch} instead of {st['data']['global_batch']}: "
