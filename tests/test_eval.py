@@ -46,9 +46,9 @@ def test_eval_inception_path_offline_with_random_weights(tiny_ckpt, tmp_path):
 
 
 def test_eval_refuses_guidance_with_one_line(tiny_ckpt, tmp_path):
-    "The notebook checks every refusal in-process; this one runs the real console script."
+    "The notebook checks every refusal in-process; this one runs the real console script (tests/test_cfg.py: guided runs)."
     _fails(["hw5-eval", "--ckpt", tiny_ckpt, "--out", tmp_path / "o", "--guidance", "1.5", "2.0"],
-           "--guidance: classifier-free guidance is not built yet")
+           "--guidance: guidance 1.5 needs a class-conditional checkpoint")
     assert not (tmp_path / "o").exists()
 
 
