@@ -13,7 +13,7 @@ __all__ = ['DIGITS_NET_RESOLUTION', 'DIGITS_NET_PATH', 'DIGITS_FEATURES', 'FEATU
            'table_rows', 'tables_markdown', 'plot_fid_vs_steps', 'plot_samples', 'tables_parser', 'tables',
            'tables_main']
 
-# %% ../nbs/07_evaluation.ipynb #82551c67
+# %% ../nbs/07_evaluation.ipynb #00385c47
 import hashlib, io, json, os, platform, re, shlex, subprocess, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +34,7 @@ from .data import (DataError, DigitsDataset, ImageFolderDataset, TensorImageData
                                 load_digits_tensors, image_grid, resize_center_crop, pil_to_tensor, _open_rgb)
 from .ddpm import CheckpointError, DDPMScheduler, generate, load_checkpoint, load_weights, atomic_write, model_device
 from .cli import CLIError, _Parser, run_cli, positive_int, pick_device, save_images, SAMPLERS, DDIM_DEFAULT_STEPS
+from .advanced import advanced_rows, table5_markdown
 from .cfg import ClassifierFreeGuidance, check_guidance, guidance_scale, CONVENTIONS
 
 # %% ../nbs/07_evaluation.ipynb #5cea29d0
@@ -424,7 +425,7 @@ def eval_main(argv=None):
     "Console script `hw5-eval`."
     sys.exit(run_cli("hw5-eval", lambda a: evaluate(eval_parser().parse_args(a)), argv))
 
-# %% ../nbs/07_evaluation.ipynb #7017017c
+# %% ../nbs/07_evaluation.ipynb #55daba39
 TABLE_PRESETS = {
     "digits": dict(data="digits", ref="digits", features="digits", n=500, batch_size=250),
     "imagenet100-pixel": dict(data="imagenet100", ref=None, features="inception", n=5000, batch_size=100),
@@ -432,7 +433,7 @@ TABLE_PRESETS = {
 DDIM_STEPS = (50, 100, 200)
 NOT_BUILT = {3: ("Latent DDPM", "the latent diffusion chapter (VAE + latent U-Net)"),
              4: ("Latent DDPM with classifier-free guidance, w = 1.5, 2.0, 3.0", "the classifier-free guidance chapter"),
-             5: ("Advanced techniques (cosine β schedule, learned variance, attention)", "the advanced-techniques chapter")}
+             5: ("Advanced techniques (cosine β schedule, learned variance, attention)", "a digits run: Table 5 trains its variants on the digits only")}
 
 def table_rows(ckpt, preset:str="digits", n:int=None, ref:str=None, work="runs/tables", weights=None, device="cpu",
                cache_root=None, seed:int=0, ddpm_steps:int=None, ddim_steps=DDIM_STEPS, progress:bool=True) -> dict:
@@ -452,7 +453,7 @@ def table_rows(ckpt, preset:str="digits", n:int=None, ref:str=None, work="runs/t
     rows["ddim"] = [evaluate_checkpoint(ckpt, sampler="ddim", steps=s, out=work / f"ddim-{s}", **kw) for s in ddim_steps]
     return rows
 
-# %% ../nbs/07_evaluation.ipynb #7b04c483
+# %% ../nbs/07_evaluation.ipynb #d073f2b0
 def _cells(r): return f"{r['fid']:.2f} | {r['is_mean']:.2f} ± {r['is_std']:.2f} | {r['kid_mean']:.4f} ± {r['kid_std']:.4f}"
 
 def tables_markdown(rows:dict, meta:dict) -> str:
@@ -468,7 +469,9 @@ def tables_markdown(rows:dict, meta:dict) -> str:
     L += [f"| {row_label(q)} | {_cells(q)} | {q['sampling_seconds']:.1f} | {q['images_per_second']:.1f} |" for q in rows["ddim"] + [r]]
     L += ["", f"![FID vs steps]({pre}_fid_vs_steps.png)", ""]
     L += [f"![samples of each row]({pre}_samples.png)", ""]
-    for k, (what, needs) in NOT_BUILT.items(): L += [f"## Table {k}: {what}", "", f"Not built yet: needs {needs}.", ""]
+    for k, (what, needs) in NOT_BUILT.items():
+        if k == 5 and rows.get("advanced"): L += table5_markdown(rows["advanced"], fid)
+        else: L += [f"## Table {k}: {what}", "", f"Not built yet: needs {needs}.", ""]
     L += ["Plot of FID and IS vs guidance scale: not built yet (needs the classifier-free guidance chapter).", ""]
     return "\n".join(L)
 
@@ -494,7 +497,7 @@ def plot_samples(rows:dict, path) -> Path:
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
     return Path(path)
 
-# %% ../nbs/07_evaluation.ipynb #d5d43e78
+# %% ../nbs/07_evaluation.ipynb #cf5994ab
 def tables_parser():
     p = _Parser(prog="hw5-tables", description="Regenerate the seed's results tables (Tables 1-5) into results/.")
     p.add_argument("--preset", choices=sorted(TABLE_PRESETS), default="digits")
@@ -534,6 +537,9 @@ def tables(args, argv=None) -> Path:
         train_s, cfg = time.time() - t1, load_checkpoint(ckpt)[2]
     rows = table_rows(ckpt, args.preset, args.n, args.ref, args.work, args.inception_weights, device, args.cache,
                       ddpm_steps=args.ddpm_steps, ddim_steps=args.ddim_steps)
+    if args.preset == "digits":
+        print("hw5-tables: Table 5: training and evaluating the advanced-technique variants", file=sys.stderr)
+        rows["advanced"] = advanced_rows(Path(args.work) / args.preset / "advanced", device=device, cache_root=args.cache)
     r = rows["ddpm"]
     ref_desc = f"{r['reference']} ({r['reference_images']} images)" + (" = the digits test split, unseen in training" if r["reference"] == "digits" else "")
     feat = ("a digits CNN classifier (hw5_diffusion/digits_net.safetensors): digits-FID/IS, not comparable with Inception FID"
