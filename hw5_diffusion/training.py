@@ -110,7 +110,7 @@ def preset(name:str) -> TrainConfig:
     if name not in PRESETS: raise ConfigError(f"unknown preset {name!r}: choose from {', '.join(PRESETS)}")
     return TrainConfig(**copy.deepcopy(PRESETS[name]))
 
-# %% ../nbs/06_training.ipynb #85daa5df
+# %% ../nbs/06_training.ipynb #51ff7a38
 _CHOICES = dict(mixed_precision=("no", "fp16", "bf16"), on_corrupt=("error", "skip"))
 _MIN = dict(max_steps=1, batch_size=1, grad_accum=1, log_every=1, keep_last=1, preview_n=1, preview_steps=1, sample_steps=1,
             num_workers=0, warmup_steps=0, checkpoint_every=0, eval_n=0, preview_every=0, sample_n=0)
@@ -130,6 +130,8 @@ def check_config(c:TrainConfig) -> TrainConfig:
                           "chapter adds it); use a pixel preset or --set vae=none")
     if not 0 <= c.cond_drop_prob < 1: raise ConfigError(f"cond_drop_prob must be in [0, 1), got {c.cond_drop_prob}")
     if c.vlb_weight < 0: raise ConfigError(f"vlb_weight must be >= 0, got {c.vlb_weight}")
+    try: DDPMScheduler(**c.scheduler)
+    except (TypeError, ValueError) as e: raise ConfigError(f"scheduler={c.scheduler}: {e}") from None
     if c.importance_sampling and c.scheduler.get("variance_type") not in LEARNED_VARIANCE:
         raise ConfigError("importance_sampling=true weights the variational bound, so it needs scheduler.variance_type=learned_range or learned")
     if c.cond_drop_prob and not c.class_conditional:
