@@ -55,7 +55,7 @@ def run_cli(prog:str, main, argv=None) -> int:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
 
-# %% ../nbs/04_cli.ipynb #d9bcc423
+# %% ../nbs/04_cli.ipynb #b5d2f0ef
 def train_parser():
     p = _Parser(prog="hw5-train", description="Train a DDPM (L_simple) with the training engine and write a run folder.")
     p.add_argument("--out", required=True, help="run folder (checkpoints/, the newest model.safetensors + config.json, metrics.jsonl, tb/, loss.png, samples.png)")
@@ -70,7 +70,7 @@ def train_parser():
     p.add_argument("--download", action="store_true", help="download cifar10/mnist if they are missing")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (under accelerate launch/torchrun: auto)")
     p.add_argument("--sample-n", type=int, help="samples in samples.png at the end (0: none; default 64)")
-    p.add_argument("--sample-steps", type=positive_int, help="sampling steps for samples.png (default 1000)")
+    p.add_argument("--sample-steps", type=positive_int, help="sampling steps for samples.png (default: 250 for digits, 1000 otherwise)")
     p.add_argument("--resume", help="latest (the newest checkpoint in --out), or a checkpoint or run folder")
     p.add_argument("--overwrite", action="store_true", help="start again in an --out that already holds checkpoints")
     p.add_argument("--cfg", action="store_true", help="class-conditional, with label dropout for classifier-free guidance")

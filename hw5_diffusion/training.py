@@ -90,7 +90,7 @@ class TrainConfig:
         if unknown: raise ConfigError(f"unknown training config keys {unknown}")
         return cls(**d)
 
-# %% ../nbs/06_training.ipynb #ce6eea7e
+# %% ../nbs/06_training.ipynb #6165b65e
 _IN100 = dict(data="data/imagenet100", resolution=128, hflip=True, num_workers=8, max_steps=200_000, batch_size=4,
               warmup_steps=1000, scheduler=dict(beta_start=2e-4, beta_end=0.02, beta_schedule="linear"),
               unet=dict(ch=128, ch_mult=[1, 2, 2, 4], attn_levels=[2, 3], num_res_blocks=2, dropout=0.1),
@@ -99,7 +99,7 @@ _IN100 = dict(data="data/imagenet100", resolution=128, hflip=True, num_workers=8
 _LATENT = dict(vae="stabilityai/sd-vae-ft-mse", unet={**_IN100["unet"], "in_channels": 4, "out_channels": 4, "sample_size": 16})
 PRESETS = {
     "digits": dict(data="digits", max_steps=600, batch_size=128, lr=2e-3, warmup_steps=50, log_every=5,
-                   checkpoint_every=200, keep_last=2, preview_every=200, preview_n=16, preview_steps=50),
+                   checkpoint_every=200, keep_last=2, preview_every=200, preview_n=16, preview_steps=50, sample_steps=250),
     "imagenet100-pixel": _IN100,
     "imagenet100-latent": {**_IN100, **_LATENT},
     "imagenet100-latent-cfg": {**_IN100, **_LATENT, "class_conditional": True, "cond_drop_prob": 0.1},
