@@ -30,7 +30,7 @@ from .advanced import hybrid_loss, LossSecondMomentSampler
 from .ddpm import (DDPMScheduler, CheckpointError, ddpm_loss, cosine_lr_lambda, generate, default_unet, LEARNED_VARIANCE,
                                 save_checkpoint, read_config, load_tensors, load_state, atomic_write, atomic_dir)
 
-# %% ../nbs/06_training.ipynb #d5457c1a
+# %% ../nbs/06_training.ipynb #241ef129
 class ConfigError(ValueError):
     "An invalid, unknown or not-yet-implemented configuration value; the message names the field."
 
@@ -50,7 +50,7 @@ class TrainConfig:
     class_conditional: bool = False
     cond_drop_prob: float = 0.0             # label dropout for classifier-free guidance (the CFG chapter)
     vae: typing.Optional[str] = None        # latent diffusion: the VAE that encodes images (the latent chapter)
-    latent_scale: float = 0.18215
+    latent_scale: typing.Optional[float] = None  # latents × this before diffusion; None: the VAE's own (course 0.1845)
     # model and noise schedule
     unet: dict = field(default_factory=dict)       # U-Net arguments over `default_unet` for the data
     scheduler: dict = field(default_factory=dict)  # DDPMScheduler arguments (β schedule, T, variance type, ...)
@@ -90,13 +90,14 @@ class TrainConfig:
         if unknown: raise ConfigError(f"unknown training config keys {unknown}")
         return cls(**d)
 
-# %% ../nbs/06_training.ipynb #6165b65e
+# %% ../nbs/06_training.ipynb #bcb8a114
 _IN100 = dict(data="data/imagenet100", resolution=128, hflip=True, num_workers=8, max_steps=200_000, batch_size=4,
               warmup_steps=1000, scheduler=dict(beta_start=2e-4, beta_end=0.02, beta_schedule="linear"),
               unet=dict(ch=128, ch_mult=[1, 2, 2, 4], attn_levels=[2, 3], num_res_blocks=2, dropout=0.1),
               log_every=50, checkpoint_every=5000, preview_every=5000, preview_steps=250, eval_n=256)
-# the HW5 U-Net on the 4×16×16 latents of a KL-f8 VAE (128/8 = 16)
-_LATENT = dict(vae="stabilityai/sd-vae-ft-mse", unet={**_IN100["unet"], "in_channels": 4, "out_channels": 4, "sample_size": 16})
+# the HW5 U-Net on the 3×32×32 latents of the course's KL-f4 VAE (128/4 = 32), scaled by 0.1845
+_LATENT = dict(vae="pretrained/model.ckpt", latent_scale=0.1845,
+               unet={**_IN100["unet"], "in_channels": 3, "out_channels": 3, "sample_size": 32})
 PRESETS = {
     "digits": dict(data="digits", max_steps=600, batch_size=128, lr=2e-3, warmup_steps=50, log_every=5,
                    checkpoint_every=200, keep_last=2, preview_every=200, preview_n=16, preview_steps=50, sample_steps=250),
@@ -110,7 +111,7 @@ def preset(name:str) -> TrainConfig:
     if name not in PRESETS: raise ConfigError(f"unknown preset {name!r}: choose from {', '.join(PRESETS)}")
     return TrainConfig(**copy.deepcopy(PRESETS[name]))
 
-# %% ../nbs/06_training.ipynb #51ff7a38
+# %% ../nbs/06_training.ipynb #a3f59925
 _CHOICES = dict(mixed_precision=("no", "fp16", "bf16"), on_corrupt=("error", "skip"))
 _MIN = dict(max_steps=1, batch_size=1, grad_accum=1, log_every=1, keep_last=1, preview_n=1, preview_steps=1, sample_steps=1,
             num_workers=0, warmup_steps=0, checkpoint_every=0, eval_n=0, preview_every=0, sample_n=0)
@@ -125,9 +126,8 @@ def check_config(c:TrainConfig) -> TrainConfig:
     if c.weight_decay < 0 or c.grad_clip < 0: raise ConfigError("weight_decay and grad_clip must be >= 0")
     if not 0 <= c.ema_decay < 1: raise ConfigError(f"ema_decay must be in [0, 1), got {c.ema_decay}")
     if c.wandb and importlib.util.find_spec("wandb") is None: raise ConfigError("wandb=true but wandb is not installed (pip install wandb)")
-    if c.vae is not None:
-        raise ConfigError(f"vae={c.vae!r}: latent diffusion is not implemented in the trainer yet (the latent-diffusion "
-                          "chapter adds it); use a pixel preset or --set vae=none")
+    if c.vae is not None and not str(c.vae).strip(): raise ConfigError("vae must name a VAE (a checkpoint file, a folder, a hub name or 'train'), or be none")
+    if c.latent_scale is not None and not c.latent_scale > 0: raise ConfigError(f"latent_scale must be > 0 (or none: the VAE's own), got {c.latent_scale}")
     if not 0 <= c.cond_drop_prob < 1: raise ConfigError(f"cond_drop_prob must be in [0, 1), got {c.cond_drop_prob}")
     if c.vlb_weight < 0: raise ConfigError(f"vlb_weight must be >= 0, got {c.vlb_weight}")
     try: DDPMScheduler(**c.scheduler)
@@ -461,7 +461,7 @@ def isolated_rng():
     try: yield
     finally: set_rng_state(s)
 
-# %% ../nbs/06_training.ipynb #4d451fd7
+# %% ../nbs/06_training.ipynb #58fde933
 class Trainer:
     "Train a DDPM U-Net with L_simple (the hybrid loss for a learned variance) as `config` says, on one CPU, one GPU or several processes (Accelerate)."
     def __init__(self, config:TrainConfig, out=None, model=None, dataset=None, schedule=None, device="auto",
@@ -471,12 +471,16 @@ class Trainer:
         self.accelerator = acc = make_accelerator(c, device)
         self.is_main = acc.is_main_process
         self.dataset = dataset if dataset is not None else load_dataset(c)
+        self.vae = None
+        if c.vae is not None:  # latent diffusion: the data set encoded once by the VAE (the latent chapter)
+            from hw5_diffusion.latent import latent_data
+            with acc.main_process_first(): self.vae, self.dataset = latent_data(c, self.dataset, self.out, acc.device, progress and self.is_main)
         self.sampler = GlobalBatchSampler(len(self.dataset), c.batch_size, acc.num_processes, c.grad_accum, acc.process_index, c.seed)
         self.num_classes = len(self.dataset.classes) if c.class_conditional else None
         self.sample_shape = tuple(self.dataset[0][0].shape)
         torch.manual_seed(c.seed)  # the same initial weights on every process
         model = model if model is not None else build_unet(c, self.sample_shape[0], self.sample_shape[-1], self.num_classes)
-        self.scheduler = DDPMScheduler(**c.scheduler)
+        self.scheduler = DDPMScheduler(**{**({"clip_sample": False} if self.vae else {}), **c.scheduler})  # latents are not in [-1, 1]
         self.schedule = (schedule or self.scheduler.schedule).to(acc.device)
         # a learned variance trains with the hybrid loss, optionally with t drawn by importance (advanced chapter)
         self.learned_variance = self.scheduler.config["variance_type"] in LEARNED_VARIANCE
@@ -596,7 +600,7 @@ class Trainer:
     def _announce(self):
         acc, c, (C, H, W) = self.accelerator, self.config, self.sample_shape
         if self.is_main and self.progress:
-            print(f"training: {len(self.dataset)} images {C}×{H}×{W}, U-Net with {num_params(self.unwrapped) / 1e6:.2f} M parameters; "
+            print(f"training: {len(self.dataset)} {'latents' if self.vae else 'images'} {C}×{H}×{W}, {type(self.unwrapped).__name__} with {num_params(self.unwrapped) / 1e6:.2f} M parameters; "
                   f"{acc.num_processes} process(es) on {acc.device.type} × batch {c.batch_size} × {c.grad_accum} accumulation = "
                   f"global batch {self.global_batch}; steps {self.step} → {c.max_steps}; mixed precision {c.mixed_precision}; "
                   f"EMA {c.ema_decay if self.ema else 'off'}", file=sys.stderr)
@@ -612,10 +616,10 @@ class Trainer:
         if (self.out / "metrics.jsonl").exists(): save_loss_plot(*read_metrics(self.out), self.out / "loss.png")
 
     def sample(self, n:int, steps:int, seed:int=None, progress:bool=False):
-        "`n` images from the sampling (EMA) model with `steps` DDPM steps; class-conditional models cycle the classes."
+        "`n` images from the sampling (EMA) model with `steps` DDPM steps, decoded by the VAE of a latent run; class-conditional models cycle the classes."
         labels = torch.arange(n, device=self.accelerator.device) % self.num_classes if self.num_classes else None
         return generate(self.sampling_model, self.scheduler, n, steps=steps, seed=self.config.seed if seed is None else seed,
-                        class_labels=labels, progress=progress)
+                        class_labels=labels, progress=progress, decode=self.vae.decode if self.vae else None)
 
     @torch.no_grad()
     def eval_loss(self) -> float:
@@ -647,7 +651,8 @@ class Trainer:
             recent = self.losses[-50:]
             meta = dict(data=str(c.data), classes=list(getattr(self.dataset, "classes", [])), train=c.to_dict(), ema=self.ema is not None,
                         num_processes=acc.num_processes, global_batch=self.global_batch,
-                        metrics=dict(loss=sum(recent) / len(recent) if recent else None, eval_loss=eval_loss))
+                        metrics=dict(loss=sum(recent) / len(recent) if recent else None, eval_loss=eval_loss),
+                        **({"vae": self.vae.record} if self.vae else {}))
             state = dict(step=self.step, model=self.unwrapped.state_dict(), optimizer=self.opt.state_dict(),
                          lr_scheduler=self.lr_sched.state_dict(), scaler=acc.scaler.state_dict() if acc.scaler else None,
                          ema_updates=self.ema.num_updates if self.ema else None, rng=rngs,
