@@ -271,7 +271,7 @@ def load_vae(spec, scale:float=None, device="cpu") -> LatentVAE:
     if (scale or own) is None: raise CheckpointError(f"VAE {spec} has no scale factor: pass one (latent_scale)")
     return LatentVAE(model, scale or own, spec).to(device)
 
-# %% ../nbs/08_latent.ipynb #acbd4e87
+# %% ../nbs/08_latent.ipynb #743a53f8
 def lpips_loss(net:str="vgg"):
     "LPIPS as a loss (the `lpips` package, whose weights it downloads once); a clear error when it is not available."
     try:
@@ -298,13 +298,14 @@ class VAETrainer(Trainer):
         super().__init__(config, model=model, dataset=dataset, **kwargs)
         if self.perceptual is not None: self.perceptual.to(self.accelerator.device)
 
-    def loss(self, model, x0, y=None, t=None, noise=None):
+    def loss(self, model, x0, y=None, t=None, noise=None, weights=None):
+        "The VAE loss of one micro-batch (the diffusion arguments are unused)."
         return vae_loss(model, x0, self.beta, self.perceptual, self.perceptual_weight)[0]
 
-# %% ../nbs/08_latent.ipynb #e10cc8f1
+# %% ../nbs/08_latent.ipynb #1bf0652b
 def default_vae(channels:int, resolution:int) -> dict:
     "A VAE architecture for the data: 16² digits -> 1×8×8 latents; larger images -> 4 channels at 1/4 the side."
-    if resolution <= 16: return dict(in_channels=channels, ch=32, ch_mult=[1, 2], num_res_blocks=1, z_channels=1)
+    if resolution <= 16: return dict(in_channels=channels, ch=16, ch_mult=[1, 2], num_res_blocks=1, z_channels=1)
     return dict(in_channels=channels, ch=64, ch_mult=[1, 2, 4], num_res_blocks=1, z_channels=4)
 
 @torch.no_grad()
@@ -326,8 +327,8 @@ def save_vae(vae:LatentVAE, out, **meta) -> Path:
                                                      "scaling_factor": vae.scale, **meta}, indent=2))
     return Path(out)
 
-def train_vae(dataset, out=None, arch:dict=None, beta:float=1e-4, perceptual_weight:float=0.0, max_steps:int=800,
-              batch_size:int=128, lr:float=2e-3, seed:int=0, scale:float=None, device="auto", progress:bool=True):
+def train_vae(dataset, out=None, arch:dict=None, beta:float=1e-4, perceptual_weight:float=0.0, max_steps:int=300,
+              batch_size:int=64, lr:float=2e-3, seed:int=0, scale:float=None, device="auto", progress:bool=True):
     "Train a `KLAutoencoder` on `dataset` with the engine; returns the `LatentVAE` (scale estimated unless given) and the losses."
     x0 = dataset[0][0]
     torch.manual_seed(seed)
@@ -415,7 +416,7 @@ class LatentDataset(Dataset):
         if self.hflip and torch.rand(()) < 0.5: z = z.flip(-1)
         return self.scale * z, int(self.cache.labels[i])
 
-# %% ../nbs/08_latent.ipynb #c94491fc
+# %% ../nbs/08_latent.ipynb #92b6b862
 def latent_data(c, dataset, out=None, device="cpu", progress:bool=True):
     "For a run with `c.vae` set: the `LatentVAE` and `dataset` encoded through it (cached) as a `LatentDataset`."
     spec = c.vae
@@ -431,7 +432,7 @@ def latent_data(c, dataset, out=None, device="cpu", progress:bool=True):
                       latent_shape=list(cache.meta["latent_shape"]), cache=str(cache.path))
     return vae, LatentDataset(cache, vae.scale, hflip=getattr(dataset, "hflip", False))
 
-def prepare_trained_vae(c, out, max_steps:int=800, device="auto", progress:bool=True) -> Path:
+def prepare_trained_vae(c, out, max_steps:int=300, device="auto", progress:bool=True) -> Path:
     "For `vae=train`: `out/vae`, a VAE trained on the run's data — trained now unless it is there for this data already."
     from hw5_diffusion.training import load_dataset
     d, ds = Path(out) / "vae", load_dataset(c)
