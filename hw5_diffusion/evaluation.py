@@ -13,7 +13,7 @@ __all__ = ['DIGITS_NET_RESOLUTION', 'DIGITS_NET_PATH', 'DIGITS_FEATURES', 'FEATU
            'table_rows', 'tables_markdown', 'plot_fid_vs_steps', 'plot_samples', 'tables_parser', 'tables',
            'tables_main']
 
-# %% ../nbs/07_evaluation.ipynb #00385c47
+# %% ../nbs/07_evaluation.ipynb #c6e1f104
 import hashlib, io, json, os, platform, re, shlex, subprocess, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,7 +35,8 @@ from .data import (DataError, DigitsDataset, ImageFolderDataset, TensorImageData
 from .ddpm import CheckpointError, DDPMScheduler, generate, load_checkpoint, load_weights, atomic_write, model_device
 from .cli import CLIError, _Parser, run_cli, positive_int, pick_device, save_images, SAMPLERS, DDIM_DEFAULT_STEPS
 from .advanced import advanced_rows, table5_markdown
-from .cfg import ClassifierFreeGuidance, check_guidance, guidance_scale, CONVENTIONS
+from .cfg import ClassifierFreeGuidance, check_guidance, guidance_scale, CONVENTIONS, cfg_rows, table4_markdown
+from .latent import checkpoint_vae
 
 # %% ../nbs/07_evaluation.ipynb #5cea29d0
 def to_uint8(images):
@@ -247,19 +248,19 @@ def inception_weights(path=None) -> Path:
                                       f"({type(e).__name__}); offline, pass --inception-weights PATH") from None
     return check_inception_weights(path)
 
-# %% ../nbs/07_evaluation.ipynb #80a54f0e
+# %% ../nbs/07_evaluation.ipynb #33b1d092
 def sample_for_eval(model, scheduler, n:int, steps:int=None, batch_size:int=250, seed:int=0, class_labels=None,
-                    eta:float=None, progress:bool=True):
+                    eta:float=None, progress:bool=True, decode=None):
     "`n` images in [-1,1] on the CPU, sampled `batch_size` at a time, and the wall seconds it took."
     device, xs = model_device(model), []
     t0 = time.perf_counter()
     for i in tqdm(range(0, n, batch_size), desc=f"sampling {n} images", disable=not progress):
         y = None if class_labels is None else torch.as_tensor(class_labels[i:i + batch_size], device=device)
         xs.append(generate(model, scheduler, min(batch_size, n - i), steps=steps, eta=eta, seed=seed + i, class_labels=y,
-                           progress=progress).cpu())
+                           progress=progress, decode=decode).cpu())
     return torch.cat(xs), time.perf_counter() - t0
 
-# %% ../nbs/07_evaluation.ipynb #fde38f19
+# %% ../nbs/07_evaluation.ipynb #ffb5f289
 def git_commit() -> str:
     "The package's short commit, with `-dirty` when its files differ from it; `unknown` outside git."
     cwd = Path(hw5_diffusion.__file__).parent
@@ -292,12 +293,13 @@ def evaluate_checkpoint(ckpt, n:int=1000, sampler:str="ddpm", steps:int=None, et
     steps = steps or (T if sampler == "ddpm" else min(DDIM_DEFAULT_STEPS, T))
     if sampler == "ddim" and eta is None: eta = 0.0
     features = features or ("digits" if str(ref).startswith("digits") else "inception")
-    reference, cache_name = reference_dataset(ref, model.sample_size)
+    vae = checkpoint_vae(ckpt, cfg, device)                          # a latent model: sample latents, decode them
+    reference, cache_name = reference_dataset(ref, cfg["vae"]["image_shape"][-1] if vae else model.sample_size)
     if features == "inception": inception_weights(weights)          # fail before sampling, not after
     k = getattr(model, "num_classes", None)
     labels = torch.arange(n) % k if k else None
     if guidance is not None: model = ClassifierFreeGuidance(model, guidance, convention)
-    images, secs = sample_for_eval(model, scheduler, n, steps, batch_size, seed, labels, eta, progress)
+    images, secs = sample_for_eval(model, scheduler, n, steps, batch_size, seed, labels, eta, progress, vae.decode if vae else None)
     m = fidelity_metrics(images, reference, features, weights, cache_name, cache_root, device, verbose=False)
     record = dict(checkpoint=str(ckpt), checkpoint_step=cfg.get("step"), data=cfg.get("data"), sampler=sampler, steps=steps,
                   eta=eta, guidance=guidance, guidance_convention=convention if guidance is not None else None, n=n, seed=seed, reference=str(ref),
@@ -425,14 +427,15 @@ def eval_main(argv=None):
     "Console script `hw5-eval`."
     sys.exit(run_cli("hw5-eval", lambda a: evaluate(eval_parser().parse_args(a)), argv))
 
-# %% ../nbs/07_evaluation.ipynb #55daba39
+# %% ../nbs/07_evaluation.ipynb #649d3282
 TABLE_PRESETS = {
     "digits": dict(data="digits", ref="digits", features="digits", n=500, batch_size=250),
     "imagenet100-pixel": dict(data="imagenet100", ref=None, features="inception", n=5000, batch_size=100),
 }
 DDIM_STEPS = (50, 100, 200)
 NOT_BUILT = {3: ("Latent DDPM", "the latent diffusion chapter (VAE + latent U-Net)"),
-             4: ("Latent DDPM with classifier-free guidance, w = 1.5, 2.0, 3.0", "the classifier-free guidance chapter"),
+             4: ("Latent DDPM with classifier-free guidance, w = 1.5, 2.0, 3.0",
+                 "a class-conditional latent checkpoint (hw5-train --preset imagenet100-latent-cfg) evaluated with hw5-eval --guidance 1.5 2 3"),
              5: ("Advanced techniques (cosine β schedule, learned variance, attention)", "a digits run: Table 5 trains its variants on the digits only")}
 
 def table_rows(ckpt, preset:str="digits", n:int=None, ref:str=None, work="runs/tables", weights=None, device="cpu",
@@ -453,7 +456,7 @@ def table_rows(ckpt, preset:str="digits", n:int=None, ref:str=None, work="runs/t
     rows["ddim"] = [evaluate_checkpoint(ckpt, sampler="ddim", steps=s, out=work / f"ddim-{s}", **kw) for s in ddim_steps]
     return rows
 
-# %% ../nbs/07_evaluation.ipynb #d073f2b0
+# %% ../nbs/07_evaluation.ipynb #985d52eb
 def _cells(r): return f"{r['fid']:.2f} | {r['is_mean']:.2f} ± {r['is_std']:.2f} | {r['kid_mean']:.4f} ± {r['kid_std']:.4f}"
 
 def tables_markdown(rows:dict, meta:dict) -> str:
@@ -471,8 +474,9 @@ def tables_markdown(rows:dict, meta:dict) -> str:
     L += [f"![samples of each row]({pre}_samples.png)", ""]
     for k, (what, needs) in NOT_BUILT.items():
         if k == 5 and rows.get("advanced"): L += table5_markdown(rows["advanced"], fid)
+        elif k == 4 and rows.get("cfg"): L += table4_markdown(rows["cfg"], f"{pre}_guidance.png")
+        elif k in meta.get("skipped", ()): L += [f"## Table {k}: {what}", "", "Not run by this command (--skip-tables).", ""]
         else: L += [f"## Table {k}: {what}", "", f"Not built yet: needs {needs}.", ""]
-    L += ["Plot of FID and IS vs guidance scale: not built yet (needs the classifier-free guidance chapter).", ""]
     return "\n".join(L)
 
 def plot_fid_vs_steps(rows:dict, path) -> Path:
@@ -497,7 +501,7 @@ def plot_samples(rows:dict, path) -> Path:
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
     return Path(path)
 
-# %% ../nbs/07_evaluation.ipynb #cf5994ab
+# %% ../nbs/07_evaluation.ipynb #4270a923
 def tables_parser():
     p = _Parser(prog="hw5-tables", description="Regenerate the seed's results tables (Tables 1-5) into results/.")
     p.add_argument("--preset", choices=sorted(TABLE_PRESETS), default="digits")
@@ -512,6 +516,7 @@ def tables_parser():
     p.add_argument("--cache", help=f"folder for cached reference statistics (default: {CACHE_ROOT})")
     p.add_argument("--ddpm-steps", type=positive_int, help="DDPM steps in Table 1 (default: all T = 1000, as the seed)")
     p.add_argument("--ddim-steps", type=positive_int, nargs="+", default=list(DDIM_STEPS), help="DDIM steps in Table 2")
+    p.add_argument("--skip-tables", type=int, nargs="+", default=[], choices=sorted(NOT_BUILT), help="leave out these tables (3-5: they train models of their own)")
     return p
 
 def tables(args, argv=None) -> Path:
@@ -537,14 +542,17 @@ def tables(args, argv=None) -> Path:
         train_s, cfg = time.time() - t1, load_checkpoint(ckpt)[2]
     rows = table_rows(ckpt, args.preset, args.n, args.ref, args.work, args.inception_weights, device, args.cache,
                       ddpm_steps=args.ddpm_steps, ddim_steps=args.ddim_steps)
-    if args.preset == "digits":
+    if args.preset == "digits" and 4 not in args.skip_tables:
+        print("hw5-tables: Table 4: training a guided model and evaluating it at each guidance weight", file=sys.stderr)
+        rows["cfg"] = cfg_rows(Path(args.work) / args.preset / "cfg", device=device, cache_root=args.cache)
+    if args.preset == "digits" and 5 not in args.skip_tables:
         print("hw5-tables: Table 5: training and evaluating the advanced-technique variants", file=sys.stderr)
         rows["advanced"] = advanced_rows(Path(args.work) / args.preset / "advanced", device=device, cache_root=args.cache)
     r = rows["ddpm"]
     ref_desc = f"{r['reference']} ({r['reference_images']} images)" + (" = the digits test split, unseen in training" if r["reference"] == "digits" else "")
     feat = ("a digits CNN classifier (hw5_diffusion/digits_net.safetensors): digits-FID/IS, not comparable with Inception FID"
             if p["features"] == "digits" else "torch-fidelity's Inception-v3 (inception-v3-compat)")
-    meta = dict(preset=args.preset, features=p["features"],
+    meta = dict(preset=args.preset, features=p["features"], skipped=args.skip_tables,
                 command=shlex.join(["hw5-tables", *(sys.argv[1:] if argv is None else argv)]),
                 about={"training data": str(cfg.get("data")),
                        "reference": ref_desc, "feature network": feat, "generated images per row": r["n"],
@@ -554,6 +562,7 @@ def tables(args, argv=None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     plot_fid_vs_steps(rows, out / f"{args.preset}_fid_vs_steps.png")
     plot_samples(rows, out / f"{args.preset}_samples.png")
+    if rows.get("cfg"): plot_guidance(rows["cfg"], out / f"{args.preset}_guidance.png")
     md = out / f"{args.preset}.md"
     atomic_write(md, lambda f: Path(f).write_text(tables_markdown(rows, meta)))
     atomic_write(out / f"{args.preset}.json", lambda f: Path(f).write_text(json.dumps(dict(meta=meta, rows=rows), indent=2)))
