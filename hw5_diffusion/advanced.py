@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['ATTENTION', 'ADVANCED_ROWS', 'ADVANCED_BUDGET', 'normal_kl', 'discretized_gaussian_log_likelihood', 'vlb_terms',
-           'hybrid_loss', 'LossSecondMomentSampler', 'advanced_rows', 'table5_markdown']
+           'hybrid_loss', 'LossSecondMomentSampler', 'train_variant', 'advanced_rows', 'table5_markdown']
 
 # %% ../nbs/10_advanced.ipynb #cea5489e
 import math, time
@@ -82,7 +82,7 @@ class LossSecondMomentSampler:
     def state_dict(self) -> dict: return {"losses": self.losses.clone(), "counts": self.counts.clone()}
     def load_state_dict(self, d:dict): self.losses, self.counts = d["losses"].clone(), d["counts"].clone()
 
-# %% ../nbs/10_advanced.ipynb #bdc427f9
+# %% ../nbs/10_advanced.ipynb #d5607bf2
 ATTENTION = ["unet.attn_levels=[0,1,2]", "unet.head_channels=16"]  # self-attention at 16², 8² and 4², 16 channels per head
 ADVANCED_ROWS = {
     "plain DDPM": [],
@@ -94,21 +94,29 @@ ADVANCED_ROWS = {
 ADVANCED_BUDGET = ["max_steps=200", "batch_size=64", "warmup_steps=20", "checkpoint_every=0", "eval_n=0", "preview_every=0",
                    "sample_n=0", "tensorboard=false"]
 
+def train_variant(out, sets=(), budget=ADVANCED_BUDGET, device="cpu", progress:bool=True):
+    "Train the digits preset with `budget` and `sets` (--set overrides) into `out`, unless a finished run of that config is there; CPU seconds spent (None: reused)."
+    from hw5_diffusion.training import Trainer, apply_overrides, preset
+    from hw5_diffusion.ddpm import read_config
+    out, cfg = Path(out), apply_overrides(preset("digits"), [*budget, *sets])
+    if (out / "config.json").is_file():
+        saved = read_config(out)
+        if saved.get("train") == cfg.to_dict() and saved.get("step") == cfg.max_steps: return None
+    t0 = time.process_time()
+    Trainer(cfg, out, device=device, overwrite=True, progress=progress).fit()
+    return round(time.process_time() - t0, 1)
+
 def advanced_rows(work, n:int=250, steps:int=50, rows:dict=ADVANCED_ROWS, budget=ADVANCED_BUDGET, device="cpu",
                   cache_root=None, progress:bool=True) -> list:
     "Train each variant of `rows` (--set overrides of the digits preset) with the same `budget`, evaluate with `steps` DDPM steps."
-    from hw5_diffusion.training import Trainer, apply_overrides, preset
-    from hw5_diffusion.ddpm import read_config
     from hw5_diffusion.evaluation import evaluate_checkpoint
     records = []
     for i, (label, sets) in enumerate(rows.items()):
-        d, cfg = Path(work) / f"row{i}", apply_overrides(preset("digits"), [*budget, *sets])
-        t0 = time.process_time()
-        done = (d / "config.json").is_file() and read_config(d).get("train") == cfg.to_dict() and read_config(d).get("step") == cfg.max_steps
-        if not done: Trainer(cfg, d, device=device, overwrite=True, progress=progress).fit()
+        d = Path(work) / f"row{i}"
+        cpu = train_variant(d, sets, budget, device, progress)
         r = evaluate_checkpoint(d, n=n, sampler="ddpm", steps=steps, ref="digits", device=device, cache_root=cache_root,
                                 out=d / "eval", save_pngs=False, progress=progress)
-        records.append(dict(r, label=label, overrides=sets, budget=list(budget), train_cpu_seconds=None if done else round(time.process_time() - t0, 1)))
+        records.append(dict(r, label=label, overrides=sets, budget=list(budget), train_cpu_seconds=cpu))
     return records
 
 # %% ../nbs/10_advanced.ipynb #5d95b7eb
