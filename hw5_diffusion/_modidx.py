@@ -481,6 +481,7 @@ d = { 'settings': { 'branch': 'main',
                                     'hw5_diffusion.unet.Upsample.forward': ('unet.html#upsample.forward', 'hw5_diffusion/unet.py'),
                                     'hw5_diffusion.unet.norm': ('unet.html#norm', 'hw5_diffusion/unet.py'),
                                     'hw5_diffusion.unet.num_params': ('unet.html#num_params', 'hw5_diffusion/unet.py'),
+                                    'hw5_diffusion.unet.resample': ('unet.html#resample', 'hw5_diffusion/unet.py'),
                                     'hw5_diffusion.unet.scale_shift_norm': ('unet.html#scale_shift_norm', 'hw5_diffusion/unet.py'),
                                     'hw5_diffusion.unet.timestep_embedding': ('unet.html#timestep_embedding', 'hw5_diffusion/unet.py'),
                                     'hw5_diffusion.unet.zero_init': ('unet.html#zero_init', 'hw5_diffusion/unet.py')}}}
