@@ -13,7 +13,7 @@ __all__ = ['DIGITS_NET_RESOLUTION', 'DIGITS_NET_PATH', 'DIGITS_FEATURES', 'FEATU
            'table_rows', 'tables_markdown', 'plot_fid_vs_steps', 'plot_samples', 'tables_parser', 'tables',
            'tables_main']
 
-# %% ../nbs/07_evaluation.ipynb #c6e1f104
+# %% ../nbs/07_evaluation.ipynb #36a7ac8d
 import hashlib, io, json, os, platform, re, shlex, subprocess, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,7 +36,7 @@ from .ddpm import CheckpointError, DDPMScheduler, generate, load_checkpoint, loa
 from .cli import CLIError, _Parser, run_cli, positive_int, pick_device, save_images, SAMPLERS, DDIM_DEFAULT_STEPS
 from .advanced import advanced_rows, table5_markdown
 from .cfg import ClassifierFreeGuidance, check_guidance, guidance_scale, CONVENTIONS, cfg_rows, table4_markdown
-from .latent import checkpoint_vae
+from .latent import checkpoint_vae, latent_rows, table3_markdown
 
 # %% ../nbs/07_evaluation.ipynb #5cea29d0
 def to_uint8(images):
@@ -427,13 +427,13 @@ def eval_main(argv=None):
     "Console script `hw5-eval`."
     sys.exit(run_cli("hw5-eval", lambda a: evaluate(eval_parser().parse_args(a)), argv))
 
-# %% ../nbs/07_evaluation.ipynb #649d3282
+# %% ../nbs/07_evaluation.ipynb #769bb4ef
 TABLE_PRESETS = {
     "digits": dict(data="digits", ref="digits", features="digits", n=500, batch_size=250),
     "imagenet100-pixel": dict(data="imagenet100", ref=None, features="inception", n=5000, batch_size=100),
 }
 DDIM_STEPS = (50, 100, 200)
-NOT_BUILT = {3: ("Latent DDPM", "the latent diffusion chapter (VAE + latent U-Net)"),
+NOT_BUILT = {3: ("Latent DDPM", "a digits run: Table 3 trains its VAE and latent model on the digits only"),
              4: ("Latent DDPM with classifier-free guidance, w = 1.5, 2.0, 3.0",
                  "a class-conditional latent checkpoint (hw5-train --preset imagenet100-latent-cfg) evaluated with hw5-eval --guidance 1.5 2 3"),
              5: ("Advanced techniques (cosine β schedule, learned variance, attention)", "a digits run: Table 5 trains its variants on the digits only")}
@@ -456,7 +456,7 @@ def table_rows(ckpt, preset:str="digits", n:int=None, ref:str=None, work="runs/t
     rows["ddim"] = [evaluate_checkpoint(ckpt, sampler="ddim", steps=s, out=work / f"ddim-{s}", **kw) for s in ddim_steps]
     return rows
 
-# %% ../nbs/07_evaluation.ipynb #985d52eb
+# %% ../nbs/07_evaluation.ipynb #2300ac81
 def _cells(r): return f"{r['fid']:.2f} | {r['is_mean']:.2f} ± {r['is_std']:.2f} | {r['kid_mean']:.4f} ± {r['kid_std']:.4f}"
 
 def tables_markdown(rows:dict, meta:dict) -> str:
@@ -473,7 +473,9 @@ def tables_markdown(rows:dict, meta:dict) -> str:
     L += ["", f"![FID vs steps]({pre}_fid_vs_steps.png)", ""]
     L += [f"![samples of each row]({pre}_samples.png)", ""]
     for k, (what, needs) in NOT_BUILT.items():
-        if k == 5 and rows.get("advanced"): L += table5_markdown(rows["advanced"], fid)
+        if k == 3 and rows.get("latent"):
+            L += table3_markdown(rows["latent"], [q for q in rows["ddim"] if q["steps"] == rows["latent"][1]["steps"]] + [rows["ddpm"]], fid)
+        elif k == 5 and rows.get("advanced"): L += table5_markdown(rows["advanced"], fid)
         elif k == 4 and rows.get("cfg"): L += table4_markdown(rows["cfg"], f"{pre}_guidance.png")
         elif k in meta.get("skipped", ()): L += [f"## Table {k}: {what}", "", "Not run by this command (--skip-tables).", ""]
         else: L += [f"## Table {k}: {what}", "", f"Not built yet: needs {needs}.", ""]
@@ -501,7 +503,7 @@ def plot_samples(rows:dict, path) -> Path:
     fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
     return Path(path)
 
-# %% ../nbs/07_evaluation.ipynb #4270a923
+# %% ../nbs/07_evaluation.ipynb #ee57668a
 def tables_parser():
     p = _Parser(prog="hw5-tables", description="Regenerate the seed's results tables (Tables 1-5) into results/.")
     p.add_argument("--preset", choices=sorted(TABLE_PRESETS), default="digits")
@@ -542,9 +544,14 @@ def tables(args, argv=None) -> Path:
         train_s, cfg = time.time() - t1, load_checkpoint(ckpt)[2]
     rows = table_rows(ckpt, args.preset, args.n, args.ref, args.work, args.inception_weights, device, args.cache,
                       ddpm_steps=args.ddpm_steps, ddim_steps=args.ddim_steps)
+    if args.preset == "digits" and 3 not in args.skip_tables:
+        print("hw5-tables: Table 3: training a VAE and a latent DDPM on the digits and evaluating it", file=sys.stderr)
+        rows["latent"] = latent_rows(Path(args.work) / args.preset, device=device, cache_root=args.cache)
     if args.preset == "digits" and 4 not in args.skip_tables:
         print("hw5-tables: Table 4: training a guided model and evaluating it at each guidance weight", file=sys.stderr)
-        rows["cfg"] = cfg_rows(Path(args.work) / args.preset / "cfg", device=device, cache_root=args.cache)
+        vae = Path(args.work) / args.preset / "latent" / "vae"  # Table 3's VAE: the seed's Table 4 is latent + CFG
+        rows["cfg"] = cfg_rows(Path(args.work) / args.preset / "cfg", vae=vae if (vae / "config.json").is_file() else None,
+                               device=device, cache_root=args.cache)
     if args.preset == "digits" and 5 not in args.skip_tables:
         print("hw5-tables: Table 5: training and evaluating the advanced-technique variants", file=sys.stderr)
         rows["advanced"] = advanced_rows(Path(args.work) / args.preset / "advanced", device=device, cache_root=args.cache)
