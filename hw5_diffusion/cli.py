@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['FLAG_FIELDS', 'SAMPLERS', 'DDIM_DEFAULT_STEPS', 'CLIError', 'positive_int', 'positive_float', 'pick_device',
-           'run_cli', 'train_parser', 'train_config', 'train', 'train_main', 'sample_parser', 'save_images', 'sample',
-           'sample_main']
+           'run_cli', 'train_parser', 'train_config', 'train', 'train_main', 'train_once', 'sample_parser',
+           'save_images', 'sample', 'sample_main']
 
 # %% ../nbs/04_cli.ipynb #dd7f7e67
 import argparse, json, sys, time
@@ -55,7 +55,7 @@ def run_cli(prog:str, main, argv=None) -> int:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
 
-# %% ../nbs/04_cli.ipynb #b5d2f0ef
+# %% ../nbs/04_cli.ipynb #cd2d37a5
 def train_parser():
     p = _Parser(prog="hw5-train", description="Train a DDPM (L_simple) with the training engine and write a run folder.")
     p.add_argument("--out", required=True, help="run folder (checkpoints/, the newest model.safetensors + config.json, metrics.jsonl, tb/, loss.png, samples.png)")
@@ -132,6 +132,16 @@ def train_main(argv=None):
     except TrainingError as e:
         print(f"hw5-train: error: {e}", file=sys.stderr); code = 1
     sys.exit(code)
+
+def train_once(argv) -> float:
+    "Run `hw5-train argv` unless its `--out` already holds a finished run of exactly this configuration; its CPU seconds (None: reused)."
+    args = train_parser().parse_args([str(a) for a in argv])
+    want, d = train_config(args).to_dict(), Path(args.out)
+    done = read_config(d) if (d / "config.json").is_file() else {}
+    if done.get("train") == want and done.get("step") == want["max_steps"]: return None
+    t0 = time.process_time()
+    train(args)
+    return round(time.process_time() - t0, 1)
 
 # %% ../nbs/04_cli.ipynb #18bb38bf
 SAMPLERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler}
