@@ -74,8 +74,7 @@ def check_guidance(config:dict, guidance:float, convention:str="paper", source="
                          "is untrained; train with hw5-train --cfg")
     return s
 
-# %% ../nbs/09_cfg.ipynb #ec06d122
-import time
+# %% ../nbs/09_cfg.ipynb #e88d67e7
 from pathlib import Path
 
 CFG_TABLE_WEIGHTS = (0.0, 1.5, 2.0, 3.0)
@@ -84,17 +83,11 @@ CFG_TABLE_BUDGET = ("--max-steps", "300", "--batch-size", "64")
 def cfg_rows(work, vae=None, weights=CFG_TABLE_WEIGHTS, n:int=250, steps:int=25, budget=CFG_TABLE_BUDGET, device="cpu",
              cache_root=None, progress:bool=True) -> list:
     "Table 4: train a digits model with `hw5-train --cfg` (on the latents of `vae` when given) and evaluate it with DDIM at each guidance weight."
-    from hw5_diffusion.cli import train, train_parser, train_config
-    from hw5_diffusion.ddpm import read_config
+    from hw5_diffusion.cli import train_once
     from hw5_diffusion.evaluation import evaluate_checkpoint
     d = Path(work) / ("latent-cfg" if vae else "pixel-cfg")
     argv = ["--out", str(d), "--cfg", "--sample-n", "0", "--device", str(device), "--overwrite", *budget] + (["--vae", str(vae)] if vae else [])
-    args = train_parser().parse_args(argv)
-    want = train_config(args).to_dict()
-    done = (d / "config.json").is_file() and read_config(d).get("train") == want and read_config(d).get("step") == want["max_steps"]
-    t0 = time.process_time()
-    if not done: train(args)
-    cpu = None if done else round(time.process_time() - t0, 1)
+    cpu = train_once(argv)
     return [dict(evaluate_checkpoint(d, n=n, sampler="ddim", steps=steps, eta=0.0, ref="digits", device=device, cache_root=cache_root,
                                      out=d / f"eval-w{w:g}", save_pngs=False, progress=progress, guidance=w),
                  latent=bool(vae), train_command=" ".join(["hw5-train", *argv]), train_cpu_seconds=cpu) for w in weights]
