@@ -1,5 +1,5 @@
 """Memory and time of a U-Net training step as self-attention is added at each resolution, and which
-scaled_dot_product_attention kernel ran.
+scaled_dot_product_attention kernel ran (plus a last row with BigGAN-style up/down ResBlocks).
 
     python benchmarks/attention.py [--config digits|cifar|all] [--device cpu|cuda] [--cpu-time] [--amp bf16] [--rounds 5]
 
@@ -23,6 +23,8 @@ CONFIGS = {
     "digits": dict(in_channels=1, res=16, ch=16, ch_mult=(1, 2, 4), num_res_blocks=1, head_channels=16, groups=8, batch=64),
     # a CIFAR-sized model, ADM's 64 channels per head
     "cifar": dict(in_channels=3, res=32, ch=64, ch_mult=(1, 2, 2), num_res_blocks=2, head_channels=64, groups=32, batch=32),
+    # the HW5 ImageNet-100 U-Net at 128², batch 4 per GPU as the seed (GPU only: "all" skips it on a CPU)
+    "hw5": dict(in_channels=3, res=128, ch=128, ch_mult=(1, 2, 2, 4), num_res_blocks=2, head_channels=64, groups=32, batch=4, gpu_only=True),
 }
 KERNELS = {"aten::_scaled_dot_product_flash_attention": "flash", "aten::_scaled_dot_product_flash_attention_for_cpu": "flash (CPU)",
            "aten::_scaled_dot_product_efficient_attention": "memory-efficient", "aten::_scaled_dot_product_cudnn_attention": "cuDNN",
@@ -30,14 +32,15 @@ KERNELS = {"aten::_scaled_dot_product_flash_attention": "flash", "aten::_scaled_
 
 
 def placements(c):
-    "attn_levels from none, then coarsest first, to every level (the highest resolution included)."
+    "(attn_levels, resblock_updown): none, then coarsest first to every level (the highest resolution included), then that with up/down ResBlocks."
     n = len(c["ch_mult"])
-    return [()] + [tuple(range(n - 1 - k, n)) for k in range(n)]
+    return [((), False)] + [(tuple(range(n - 1 - k, n)), False) for k in range(n)] + [(tuple(range(n)), True)]
 
 
-def model(c, levels, device):
+def model(c, levels, updown, device):
     return UNet(c["in_channels"], ch=c["ch"], ch_mult=c["ch_mult"], num_res_blocks=c["num_res_blocks"], attn_levels=levels,
-                head_channels=c["head_channels"], norm_groups=c["groups"], dropout=0.0, sample_size=c["res"]).to(device)
+                head_channels=c["head_channels"], norm_groups=c["groups"], dropout=0.0, sample_size=c["res"],
+                resblock_updown=updown).to(device)
 
 
 def saved_bytes(fn):
@@ -75,9 +78,9 @@ def bench(name, c, device, rounds, iters, clock, amp):
     x = torch.randn(c["batch"], c["in_channels"], c["res"], c["res"], device=device)
     t = torch.randint(0, 1000, (c["batch"],), device=device)
     rows = []
-    for levels in placements(c):
+    for levels, updown in placements(c):
         torch.manual_seed(0)
-        m = model(c, levels, device)
+        m = model(c, levels, updown, device)
         opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
         def step(m=m, opt=opt):
             opt.zero_grad(set_to_none=True)
@@ -90,7 +93,7 @@ def bench(name, c, device, rounds, iters, clock, amp):
             torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats(device); base = torch.cuda.memory_allocated(device)
             step(); torch.cuda.synchronize(); peak = torch.cuda.max_memory_allocated(device) - base
         res = [c["res"] // 2 ** l for l in levels]
-        rows.append(dict(config=name, levels=levels, res=res, params=num_params(m), batch=c["batch"], saved=saved, peak=peak,
+        rows.append(dict(config=name, levels=levels, res=res, updown=updown, params=num_params(m), batch=c["batch"], saved=saved, peak=peak,
                          kernel=sdpa_kernel_used(m, x, t, amp) if levels else "—",
                          accepts=backends_accepting(m, x, t, amp) if levels and device.type == "cuda" else None,
                          step=step, times=[]))
@@ -113,7 +116,7 @@ def table(rows, device):
         base = rs[0]["times"]
         for r in rs:
             ratio = statistics.median([a / b for a, b in zip(r["times"], base)])
-            where = ", ".join(f"{s}²" for s in r["res"]) or "none"
+            where = (", ".join(f"{s}²" for s in r["res"]) or "none") + (" + up/down ResBlocks" if r["updown"] else "")
             line = (f"| {name} | {where} | {r['params'] / 1e6:.3f} M | {r['batch']} | {1e3 * statistics.median(r['times']):.1f} | "
                     f"{ratio:.2f}× | {r['saved'] / 2**20:.1f} |")
             if cuda: line += f" {r['peak'] / 2**20:.1f} |"
@@ -141,7 +144,7 @@ def main():
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(a.amp)
     amp = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else nullcontext
     clock = time.process_time if a.cpu_time else time.perf_counter
-    names = list(CONFIGS) if a.config == "all" else [a.config]
+    names = [n for n in CONFIGS if device.type == "cuda" or not CONFIGS[n].get("gpu_only")] if a.config == "all" else [a.config]
     rows = sum((bench(n, CONFIGS[n], device, a.rounds, a.iters, clock, amp) for n in names), [])
     text = table(rows, device)
     print(text)
