@@ -1,7 +1,8 @@
 """Training throughput and forward latency of hw5_diffusion's U-Net against diffusers' UNet2DModel at matched
 architecture (same channels, levels, ResBlocks per level, attention placement, scale-shift conditioning).
 
-    python benchmarks/unet.py [--config demo|cifar|all] [--cpu-time] [--threads N] [--rounds 7] [--profile] [--compile]
+    python benchmarks/unet.py [--config demo|cifar|imagenet100|all] [--device cpu|cuda] [--amp no|bf16|fp16]
+                              [--cpu-time] [--threads N] [--rounds 7] [--profile] [--compile]
 
 Both models are timed in the same run, interleaved round by round, so that load from other processes hits both
 alike. `--cpu-time` runs on one thread and measures each step with `time.process_time()` (the CPU time of this
@@ -23,7 +24,10 @@ CONFIGS = {
     "demo": dict(in_channels=1, res=16, ch=16, ch_mult=(1, 2, 4), num_res_blocks=1, attn_levels=(2,), head_channels=32, groups=8, batch=128),
     # a CIFAR-sized model
     "cifar": dict(in_channels=3, res=32, ch=64, ch_mult=(1, 2, 2), num_res_blocks=2, attn_levels=(1,), head_channels=64, groups=32, batch=32),
+    # the seed's ImageNet-100 model at 128² (preset imagenet100-pixel): for a GPU, minutes per step on this CPU
+    "imagenet100": dict(in_channels=3, res=128, ch=128, ch_mult=(1, 2, 2, 4), num_res_blocks=2, attn_levels=(2, 3), head_channels=64, groups=32, batch=32),
 }
+CPU_CONFIGS = ("demo", "cifar")
 
 
 def ours(c):
@@ -50,11 +54,13 @@ def models(c, device, compile=False):
     return ms
 
 
-def train_step_fn(model, call, x, t, opt=None):
-    "One training step: forward, MSE loss, backward and, given `opt`, the optimizer step."
+def train_step_fn(model, call, x, t, opt=None, amp=None):
+    "One training step: forward (under autocast to `amp`, if given), MSE loss, backward and, given `opt`, the optimizer step."
     def step():
         model.zero_grad(set_to_none=True)
-        (call(model, x, t) - x).square().mean().backward()
+        with torch.autocast(x.device.type, dtype=amp, enabled=amp is not None):
+            loss = (call(model, x, t).float() - x).square().mean()
+        loss.backward()
         if opt is not None: opt.step()
     return step
 
@@ -67,13 +73,13 @@ def timed(fn, device, n, clock):
     return (clock() - t0) / n
 
 
-def bench(name, c, device, rounds, iters, clock, compile=False):
+def bench(name, c, device, rounds, iters, clock, compile=False, amp=None):
     "Per model: parameter count, training-step and 1-image forward times of each interleaved round."
     x = torch.randn(c["batch"], c["in_channels"], c["res"], c["res"], device=device)
     t = torch.randint(0, 1000, (c["batch"],), device=device)
     res, fns = {}, {}
     for k, (m, call) in models(c, device, compile).items():
-        fns[k] = (train_step_fn(m, call, x, t, torch.optim.AdamW(m.parameters(), lr=1e-4)), m, call)
+        fns[k] = (train_step_fn(m, call, x, t, torch.optim.AdamW(m.parameters(), lr=1e-4), amp), m, call)
         res[k] = dict(config=name, model=k, params=num_params(m), batch=c["batch"], res=c["res"], train=[], fwd=[])
     for k, (step, m, call) in fns.items():  # warm-up (and compilation)
         for _ in range(2): step()
@@ -148,7 +154,8 @@ def results_table(rows):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--config", default="all", choices=["all", *CONFIGS])
+    ap.add_argument("--config", default="all", choices=["all", *CONFIGS], help=f"all: {', '.join(CPU_CONFIGS)} on the CPU, every config on a GPU")
+    ap.add_argument("--amp", choices=["no", "bf16", "fp16"], default="no", help="autocast dtype for the training step")
     ap.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds")
     ap.add_argument("--iters", type=int, default=2, help="training steps per round and model")
     ap.add_argument("--cpu-time", action="store_true", help="one thread, timed by process CPU time (robust to other load)")
@@ -163,11 +170,12 @@ def main():
     elif a.threads: torch.set_num_threads(a.threads)
     clock = time.process_time if a.cpu_time else time.perf_counter
     torch.manual_seed(0)
-    names = list(CONFIGS) if a.config == "all" else [a.config]
+    names = [a.config] if a.config != "all" else list(CONFIGS) if device.type == "cuda" else list(CPU_CONFIGS)
+    amp = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}[a.amp]
     rows = []
     for name in names:
-        rows += bench(name, CONFIGS[name], device, a.rounds, a.iters, clock)
-        if a.compile: rows += bench(name, CONFIGS[name], device, a.rounds, a.iters, clock, compile=True)
+        rows += bench(name, CONFIGS[name], device, a.rounds, a.iters, clock, amp=amp)
+        if a.compile: rows += bench(name, CONFIGS[name], device, a.rounds, a.iters, clock, compile=True, amp=amp)
     out = [results_table(rows)]
     if a.profile: out += [profile_table(name, profile(CONFIGS[name], device)) for name in names]
     text = "\n\n".join(out)
@@ -177,7 +185,7 @@ def main():
                "wall-clock time" + (" — noisy on a shared machine" if device.type == "cpu" else ""))
         append_results("U-Net training throughput vs diffusers", device,
                        f"diffusers {diffusers.__version__}; `python benchmarks/unet.py {' '.join(sys.argv[1:])}`; {how}; "
-                       f"medians of {a.rounds} interleaved rounds of {a.iters} steps (AdamW included).", text)
+                       f"medians of {a.rounds} interleaved rounds of {a.iters} steps (AdamW included); autocast {a.amp}.", text)
 
 
 if __name__ == "__main__":
