@@ -90,13 +90,14 @@ def test_latent_cache_second_run_encodes_nothing(tmp_path):
     assert third.path != first.path and third.encoded == len(DigitsDataset("train"))
 
 
-def _errors_only(p, msg):
-    assert p.returncode == 2, (p.returncode, p.stderr)
-    lines = [l for l in p.stderr.strip().splitlines() if l.strip()]
-    assert msg in lines[-1] and ": error: " in lines[-1] and "Traceback" not in p.stderr, p.stderr
+def _in_process(main, argv, capsys):
+    "Run console script `main` in this process; returns (exit code, stderr)."
+    with pytest.raises(SystemExit) as e: main([str(a) for a in argv])
+    return e.value.code, capsys.readouterr().err
 
 
-def test_latent_train_and_sample_end_to_end(tmp_path):
+def test_latent_train_and_sample_end_to_end(tmp_path, monkeypatch, capsys):
+    from hw5_diffusion.cli import train_main, sample_main
     env = {"HW5_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     out = tmp_path / "run"
     p = run(["hw5-train", "--latent", "--vae", "train", "--vae-steps", "20", "--data", "digits", "--out", out, "--max-steps", "20",
@@ -109,16 +110,17 @@ def test_latent_train_and_sample_end_to_end(tmp_path):
     assert cfg["scheduler"]["clip_sample"] is False
     for sampler in ("ddpm", "ddim"):
         s = run(["hw5-sample", "--ckpt", out, "--n", "3", "--sampler", sampler, "--steps", "10", "--out", tmp_path / sampler], env=env)
-        assert "wrote 3 images" in s.stdout
+        assert "wrote 3 images" in s.stdout and "in the latent space of" in s.stderr
         assert all(np.asarray(Image.open(f)).shape == (16, 16) for f in sorted((tmp_path / sampler).glob("0*.png")))
-    # a second run on the same data and VAE reuses the cached latents
+    # a second run on the same data and VAE (here a copy of it, elsewhere) reuses the cached latents
+    monkeypatch.setenv("HW5_CACHE", env["HW5_CACHE"])
     shutil.copytree(out / "vae", tmp_path / "vae-copy")
-    p2 = run(["hw5-train", "--vae", tmp_path / "vae-copy", "--out", tmp_path / "run2", "--max-steps", "2", "--batch-size", "32",
-              "--sample-n", "0", "--set", "unet.ch=8"], env=env)
-    assert "encoded" not in p2.stderr
-    # the VAE gone: one clear error
+    code, err = _in_process(train_main, ["--vae", tmp_path / "vae-copy", "--out", tmp_path / "run2", "--max-steps", "2",
+                                         "--batch-size", "32", "--sample-n", "0", "--set", "unet.ch=8"], capsys)
+    assert code == 0 and "training: 1437 latents 1×8×8" in err and "encoded" not in err
+    # the VAE gone, or a VAE that does not exist: one clear error line, exit code 2, nothing written
     shutil.move(out / "vae", tmp_path / "vae-away")
-    _errors_only(run(["hw5-sample", "--ckpt", out, "--n", "2", "--out", tmp_path / "x"], check=False, env=env), "whose VAE is missing")
-    _errors_only(run(["hw5-train", "--vae", tmp_path / "none.ckpt", "--out", tmp_path / "o"], check=False, env=env),
-                 f"VAE not found: {tmp_path / 'none.ckpt'}")
-    assert not (tmp_path / "o").exists()
+    code, err = _in_process(sample_main, ["--ckpt", out, "--n", "2", "--out", tmp_path / "x"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "whose VAE is missing" in err and not (tmp_path / "x").exists()
+    code, err = _in_process(train_main, ["--vae", tmp_path / "none.ckpt", "--out", tmp_path / "o"], capsys)
+    assert code == 2 and err.count("\n") == 1 and f"VAE not found: {tmp_path / 'none.ckpt'}" in err and not (tmp_path / "o").exists()
