@@ -7,14 +7,14 @@ __all__ = ['FLAG_FIELDS', 'SAMPLERS', 'DDIM_DEFAULT_STEPS', 'CLIError', 'positiv
            'run_cli', 'train_parser', 'train_config', 'train', 'train_main', 'train_once', 'sample_parser',
            'save_images', 'sample', 'sample_main']
 
-# %% ../nbs/04_cli.ipynb #dd7f7e67
+# %% ../nbs/04_cli.ipynb #67495326
 import argparse, json, sys, time
 from pathlib import Path
 import torch
 from .data import DataError, image_grid, digits_recognisability
 from .ddpm import DDPMScheduler, CheckpointError, generate, load_checkpoint, read_config
 from .ddim import DDIMScheduler
-from .latent import checkpoint_vae, prepare_trained_vae
+from .latent import checkpoint_vae, prepare_trained_vae, VAE_STEPS
 from .cfg import ClassifierFreeGuidance, check_guidance, parse_class_labels, guidance_scale, CONVENTIONS
 from .training import (PRESETS, TrainConfig, Trainer, ConfigError, TrainingError, preset, apply_overrides,
                                     check_config, resolve_resume)
@@ -55,7 +55,7 @@ def run_cli(prog:str, main, argv=None) -> int:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
 
-# %% ../nbs/04_cli.ipynb #cd2d37a5
+# %% ../nbs/04_cli.ipynb #1685bb62
 def train_parser():
     p = _Parser(prog="hw5-train", description="Train a DDPM (L_simple) with the training engine and write a run folder.")
     p.add_argument("--out", required=True, help="run folder (checkpoints/, the newest model.safetensors + config.json, metrics.jsonl, tb/, loss.png, samples.png)")
@@ -77,7 +77,7 @@ def train_parser():
     p.add_argument("--p-uncond", type=float, help="with --cfg: probability of training on the null class (default 0.1)")
     p.add_argument("--latent", action="store_true", help="latent diffusion: train the U-Net on VAE latents (the VAE: --vae, else the preset's, else train for digits, pretrained/model.ckpt otherwise)")
     p.add_argument("--vae", help="implies --latent: a course checkpoint (pretrained/model.ckpt), a VAE folder, a hub name, or train (train a small VAE on the data into OUT/vae first)")
-    p.add_argument("--vae-steps", type=positive_int, default=800, help="with --vae train: the VAE's training steps (default 800)")
+    p.add_argument("--vae-steps", type=positive_int, help=f"with --vae train: the VAE's training steps (default {VAE_STEPS})")
     return p
 
 FLAG_FIELDS = ("data", "resolution", "max_steps", "batch_size", "lr", "seed", "sample_n", "sample_steps")
