@@ -15,7 +15,7 @@ Appended to benchmarks/RESULTS.md.
 import argparse, statistics, sys, time
 from contextlib import nullcontext
 import torch
-from results import append_results
+from results import append_results, timing_note
 from unet import timed, train_step_fn
 from hw5_diffusion.training import preset, build_unet
 from hw5_diffusion.latent import KLAutoencoder, COURSE_VAE
@@ -103,10 +103,8 @@ def main():
     text = table(bench(a.batch, device, a.rounds, a.iters, clock, a.bf16), device)
     print(text)
     if not a.no_append:
-        how = ("CPU time of this process (`time.process_time`) on 1 thread" if a.cpu_time else
-               "wall-clock time" + (" after torch.cuda.synchronize()" if device.type == "cuda" else " — noisy on a shared machine"))
         append_results("Latent vs pixel training step at 128² (imagenet100 presets)", device,
-                       f"`python benchmarks/latent.py {' '.join(sys.argv[1:])}`; {how}; {'bf16 autocast; ' if a.bf16 else ''}"
+                       f"`python benchmarks/latent.py {' '.join(sys.argv[1:])}`; {timing_note(a.cpu_time, device)}; {'bf16 autocast; ' if a.bf16 else ''}"
                        f"medians of {a.rounds} interleaved rounds of {a.iters} call(s); the course VAE with random weights.", text)
 
 

@@ -13,3 +13,9 @@ def append_results(title:str, device, note:str, table:str, path:Path=RESULTS):
             f"torch {torch.__version__}; {note}\n\n")
     if not path.exists(): path.write_text("# Benchmark results\n\nAppended by the scripts in benchmarks/.\n")
     with path.open("a") as f: f.write(head + table + "\n")
+
+
+def timing_note(cpu_time:bool, device) -> str:
+    "How a benchmark's times were taken, in words, for its RESULTS.md entry."
+    if cpu_time: return "CPU time of this process (`time.process_time`) on 1 thread"
+    return "wall-clock time" + (" after torch.cuda.synchronize()" if torch.device(device).type == "cuda" else " — noisy on a shared machine")
