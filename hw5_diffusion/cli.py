@@ -143,7 +143,7 @@ def train_once(argv) -> float:
     train(args)
     return round(time.process_time() - t0, 1)
 
-# %% ../nbs/04_cli.ipynb #18bb38bf
+# %% ../nbs/04_cli.ipynb #157852e0
 SAMPLERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler}
 DDIM_DEFAULT_STEPS = 50
 
@@ -159,7 +159,8 @@ def sample_parser():
     p.add_argument("--batch-size", type=positive_int, default=256, help="images per forward pass")
     p.add_argument("--device", default="auto")
     p.add_argument("--class-label", help="class-conditional checkpoints: a class number, or all (image i has class i mod K; the default)")
-    p.add_argument("--guidance", type=float, help="classifier-free guidance weight (0: off; a checkpoint trained with hw5-train --cfg)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance weight w (a checkpoint trained with hw5-train --cfg); "
+                   "with ddim the ε of the clipped x̂0 is used, at any w")
     p.add_argument("--guidance-convention", choices=CONVENTIONS, default="paper",
                    help="paper: ε̃ = (1+w)ε(x,c) − wε(x,∅) (the seed's Eq. 5); diffusers: --guidance is the scale s = 1 + w")
     return p
@@ -189,7 +190,7 @@ def sample(args):
         elif args.class_label is not None: raise ValueError(f"{args.ckpt} is unconditional: it takes no class label")
         if args.guidance is not None:
             check_guidance(cfg, args.guidance, args.guidance_convention, args.ckpt)
-            model = ClassifierFreeGuidance(model, args.guidance, args.guidance_convention)
+            model = ClassifierFreeGuidance(model, args.guidance, args.guidance_convention, scheduler if args.sampler == "ddim" else None)
     except ValueError as e: raise CLIError(f"--{'guidance' if 'guidance' in str(e) else 'class-label'}: {e}") from None
     T = scheduler.num_train_timesteps
     steps = args.steps if args.steps is not None else T if args.sampler == "ddpm" else min(DDIM_DEFAULT_STEPS, T)

@@ -260,7 +260,7 @@ def sample_for_eval(model, scheduler, n:int, steps:int=None, batch_size:int=250,
                            progress=progress, decode=decode).cpu())
     return torch.cat(xs), time.perf_counter() - t0
 
-# %% ../nbs/07_evaluation.ipynb #ffb5f289
+# %% ../nbs/07_evaluation.ipynb #47a89ad3
 def git_commit() -> str:
     "The package's short commit, with `-dirty` when its files differ from it; `unknown` outside git."
     cwd = Path(hw5_diffusion.__file__).parent
@@ -298,7 +298,7 @@ def evaluate_checkpoint(ckpt, n:int=1000, sampler:str="ddpm", steps:int=None, et
     if features == "inception": inception_weights(weights)          # fail before sampling, not after
     k = getattr(model, "num_classes", None)
     labels = torch.arange(n) % k if k else None
-    if guidance is not None: model = ClassifierFreeGuidance(model, guidance, convention)
+    if guidance is not None: model = ClassifierFreeGuidance(model, guidance, convention, scheduler if sampler == "ddim" else None)
     images, secs = sample_for_eval(model, scheduler, n, steps, batch_size, seed, labels, eta, progress, vae.decode if vae else None)
     m = fidelity_metrics(images, reference, features, weights, cache_name, cache_root, device, verbose=False)
     record = dict(checkpoint=str(ckpt), checkpoint_step=cfg.get("step"), data=cfg.get("data"), sampler=sampler, steps=steps,

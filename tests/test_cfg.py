@@ -82,6 +82,7 @@ def test_cli_train_cfg_and_sample_guided(cfg_ckpt, tmp_path):
     p = run(s + ["--class-label", "all", "--guidance", "2", "--out", tmp_path / "g"])
     assert "wrote 10 images" in p.stdout and "guidance 2 (paper)" in p.stderr
     assert Image.open(tmp_path / "g" / "grid.png").size[0] > Image.open(tmp_path / "g" / "grid.png").size[1]  # 10 columns, 1 row
+    s = s[:-1] + ["ddpm"]                                       # ddim's clip-consistent ε changes w = 0 too; ddpm's step does not
     run(s + ["--guidance", "0", "--out", tmp_path / "w0"])
     run(s + ["--out", tmp_path / "plain"])                     # a conditional checkpoint: classes cycle, no guidance
     assert all((a == b).all() for a, b in zip(_pngs(tmp_path / "w0"), _pngs(tmp_path / "plain")))
