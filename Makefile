@@ -5,7 +5,7 @@ PY     := $(BIN)/python
 # Two notebooks at a time on two cores: one BLAS thread each avoids oversubscription.
 NB_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: install demo test test-nbs test-py export clean-nbs clean tables docs test-docs browser figures readme
+.PHONY: install demo test test-nbs test-py export clean-nbs clean tables docs test-docs browser figures readme gpu
 
 install: $(VENV)/.installed
 
@@ -54,6 +54,10 @@ browser:
 	@test -x /usr/bin/chromium || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "could not install chromium: the browser checks will be skipped"
+
+## The GPU checks (a CUDA machine): every benchmark with --device cuda, and the trainer in fp16/bf16 and at 128².
+gpu: install
+	PATH=$(CURDIR)/$(BIN):$$PATH bash benchmarks/gpu.sh
 
 ## Developer helpers
 export: install
