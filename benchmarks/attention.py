@@ -12,7 +12,7 @@ activations autograd saves for the backward pass (any device: counted with saved
 backends accept these shapes when forced one at a time with `torch.nn.attention.sdpa_kernel`. The table is appended
 to benchmarks/RESULTS.md.
 """
-import argparse, statistics, sys, time
+import argparse, os, statistics, sys, time
 from contextlib import nullcontext
 import torch
 from results import append_results
@@ -149,7 +149,8 @@ def main():
     text = table(rows, device)
     print(text)
     if not a.no_append:
-        how = ("CPU time of this process (`time.process_time`) on 1 thread" if a.cpu_time else
+        load = f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end (other processes share the CPU: ratios within this run are what to compare)" if device.type == "cpu" else ""
+        how = ("CPU time of this process (`time.process_time`) on 1 thread" + load if a.cpu_time else
                "wall-clock time" + (" (torch.cuda.synchronize around each round)" if device.type == "cuda" else " — noisy on a shared machine"))
         append_results("U-Net training step as attention is added at each resolution", device,
                        f"`python benchmarks/attention.py {' '.join(sys.argv[1:])}`; {how}; autocast {a.amp}; medians of {a.rounds} "
