@@ -8,7 +8,7 @@ from conftest import run
 from test_cli import _fails
 from hw5_diffusion.cfg import ClassifierFreeGuidance
 from hw5_diffusion.ddim import DDIMScheduler
-from hw5_diffusion.ddpm import DDPMScheduler, digits_unet, generate
+from hw5_diffusion.ddpm import DDPMScheduler, digits_unet, generate, save_checkpoint
 from hw5_diffusion.training import TrainConfig, Trainer, step_label_drop
 
 
@@ -51,14 +51,14 @@ def test_guided_prediction_is_eq5_of_the_null_class_pass(model):
 
 
 def test_trainer_drops_labels_to_the_null_class_as_the_step_seed_says():
-    c = TrainConfig(class_conditional=True, cond_drop_prob=0.3, max_steps=3, batch_size=64, warmup_steps=0, ema_decay=0.0,
+    c = TrainConfig(class_conditional=True, cond_drop_prob=0.3, max_steps=2, batch_size=64, warmup_steps=0, ema_decay=0.0,
                     unet=dict(ch=8), sample_n=0, eval_n=0, seed=5)
     seen = []
     torch.manual_seed(0)
     m = digits_unet(num_classes=10, ch=8)
     m.register_forward_pre_hook(lambda mod, args: seen.append(args[2].clone()))
     Trainer(c, model=m, device="cpu", progress=False).fit()
-    assert len(seen) == 3
+    assert len(seen) == 2
     for step, y in enumerate(seen):
         assert torch.equal(y == 10, step_label_drop(5, step, 64, 0.3))
     assert 0.15 < torch.cat(seen).eq(10).float().mean() < 0.45
@@ -89,19 +89,17 @@ def test_cli_train_cfg_and_sample_guided(cfg_ckpt, tmp_path):
     assert not all((a == b).all() for a, b in zip(_pngs(tmp_path / "g"), _pngs(tmp_path / "plain")))
 
 
-def test_cli_guidance_refusals(cfg_ckpt, tiny_ckpt, tmp_path):
+def test_cli_guidance_refusals(cfg_ckpt, tmp_path):
+    "Two refusals as real processes (the CLI chapter checks the label range, negative w, diffusers' s < 1, --p-uncond in-process)."
     o = ["--out", tmp_path / "o", "--steps", "2"]
-    _fails(["hw5-sample", "--ckpt", tiny_ckpt, "--guidance", "2"] + o, "needs a class-conditional checkpoint")
-    _fails(["hw5-sample", "--ckpt", cfg_ckpt, "--class-label", "10"] + o, "--class-label: class labels must be in [0, 9]")
-    _fails(["hw5-sample", "--ckpt", cfg_ckpt, "--guidance", "-0.5"] + o, "--guidance: guidance must be >= 0")
-    _fails(["hw5-sample", "--ckpt", cfg_ckpt, "--guidance", "0.5", "--guidance-convention", "diffusers"] + o, ">= 1 (diffusers' scale")
+    save_checkpoint(tmp_path / "uncond", digits_unet(ch=8), DDPMScheduler(), step=0)
+    _fails(["hw5-sample", "--ckpt", tmp_path / "uncond", "--guidance", "2"] + o, "needs a class-conditional checkpoint")
     no_drop = tmp_path / "no_drop"
     shutil.copytree(cfg_ckpt, no_drop, ignore=shutil.ignore_patterns("checkpoints", "tb"))
     cfg = json.loads((no_drop / "config.json").read_text()); cfg["train"]["cond_drop_prob"] = 0.0
     (no_drop / "config.json").write_text(json.dumps(cfg))
     _fails(["hw5-sample", "--ckpt", no_drop, "--guidance", "1"] + o, "trained without label dropout")
-    _fails(["hw5-train", "--out", tmp_path / "t", "--p-uncond", "0.1"], "--p-uncond applies with --cfg only")
-    assert not (tmp_path / "o").exists() and not (tmp_path / "t").exists()
+    assert not (tmp_path / "o").exists()
 
 
 def test_eval_guidance_table(cfg_ckpt, tmp_path):
