@@ -209,7 +209,7 @@ def train_ddpm(model, schedule:NoiseSchedule, dataset, max_steps:int=1000, batch
                       warmup_steps=warmup_steps, seed=seed, class_conditional=conditional, ema_decay=0.0)
     return Trainer(cfg, model=model, dataset=dataset, schedule=schedule, device=model_device(model), progress=progress).fit().losses
 
-# %% ../nbs/03_ddpm.ipynb #e50756b0
+# %% ../nbs/03_ddpm.ipynb #599729d8
 class CheckpointError(ValueError):
     "A checkpoint that is missing, corrupt or does not match the model; the message names the file."
 
@@ -275,12 +275,16 @@ def load_tensors(path, key:str=None) -> dict:
     "The tensors in a `.safetensors` file, or in a torch.save file read with `weights_only=True` (its dict's `key` entry, e.g. `state_dict`); never runs code."
     path = Path(path)
     if not path.is_file(): raise CheckpointError(f"checkpoint weights not found: {path}")
+    with open(path, "rb") as f: head = f.read(9)
+    is_torch_save = head[:4] == b"PK\x03\x04" or head[:1] == b"\x80"  # a zip archive (torch.save) or a bare pickle
     if path.suffix in TORCH_SAVE_EXTS:
+        if not is_torch_save: raise CheckpointError(f"corrupt checkpoint weights {path}: not a torch.save file (neither a zip archive nor a pickle)")
         try: state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
+            if "weights only" not in str(e).lower(): raise CheckpointError(f"corrupt checkpoint weights {path}: {str(e).splitlines()[0]}") from None
             raise CheckpointError(f"refusing to load {path}: it holds Python objects that could run code, not only tensors "
                                   f"(torch.load weights_only=True: {str(e).splitlines()[0]})") from None
-        except Exception as e: raise CheckpointError(f"corrupt checkpoint weights {path}: {e}") from None
+        except Exception as e: raise CheckpointError(f"corrupt checkpoint weights {path}: {str(e).split('. ')[0]}") from None
         if key is not None:
             if not isinstance(state, dict) or key not in state:
                 raise CheckpointError(f"checkpoint {path} has no {key!r} entry (keys: {sorted(map(str, state))[:8] if isinstance(state, dict) else type(state).__name__})")
@@ -288,9 +292,8 @@ def load_tensors(path, key:str=None) -> dict:
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise CheckpointError(f"checkpoint weights {path} are not a flat dict of tensors")
         return state
-    with open(path, "rb") as f: head = f.read(9)
     # safetensors: an 8-byte header length, then the JSON header; a zip (torch.save) or a pickle is never unpickled
-    if head[8:9] != b"{" and (head[:4] == b"PK\x03\x04" or head[:1] == b"\x80"):
+    if head[8:9] != b"{" and is_torch_save:
         raise CheckpointError(f"corrupt checkpoint weights {path}: a pickle/torch.save file, not safetensors; refusing to unpickle it")
     try: return load_file(str(path))
     except Exception as e: raise CheckpointError(f"corrupt checkpoint weights {path}: {e}") from None
