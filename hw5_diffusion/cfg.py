@@ -86,7 +86,7 @@ def check_guidance(config:dict, guidance:float, convention:str="paper", source="
                          "is untrained; train with hw5-train --cfg")
     return s
 
-# %% ../nbs/09_cfg.ipynb #e88d67e7
+# %% ../nbs/09_cfg.ipynb #4bd3bfd9
 from pathlib import Path
 
 CFG_TABLE_WEIGHTS = (0.0, 1.5, 2.0, 3.0)
@@ -111,7 +111,7 @@ def table4_markdown(records:list, plot:str=None) -> list:
     cpu = "reused" if r0["train_cpu_seconds"] is None else f"trained in {r0['train_cpu_seconds']:.0f} s CPU"
     L = [f"## Table 4: {space} DDPM with classifier-free guidance, w = 1.5, 2.0, 3.0", "",
          f"One class-conditional model trained with label dropout 0.1 and a reduced budget (`{r0['train_command']}`, {cpu}), sampled by "
-         f"DDIM ({r0['steps']} steps, η = 0) with {r0['n']} images per row, the classes cycled; w = 0 is the same model without guidance. "
+         f"DDIM ({r0['steps']} steps, η = 0) with {r0['n']} images per row, the classes cycled; w = 0 is the same model and sampler without guidance. "
          "Class accuracy: how often the digits classifier sees the class asked for; class diversity: mean feature distance between "
          "two samples of the same class."]
     if not r0["latent"]: L[-1] += " This model is in pixel space: no latent-diffusion VAE was available to this run."
