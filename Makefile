@@ -22,7 +22,7 @@ demo: install
 ## The seed's results tables on the built-in digits (CPU, < 30 min on 2 cores): results/digits.md, .json, plots.
 ## On a GPU: $(BIN)/hw5-tables --preset imagenet100-pixel --ckpt DIR --ref /data/imagenet100
 tables: install
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/hw5-tables --preset digits --out results --threads 1
+	$(BIN)/hw5-tables --preset digits --out results
 
 ## All tests: library == notebooks, clean notebooks, every notebook under nbdev_test, pytest, the docs site.
 test: install test-nbs test-py test-docs
