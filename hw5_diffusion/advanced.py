@@ -119,7 +119,7 @@ def advanced_rows(work, n:int=250, steps:int=50, rows:dict=ADVANCED_ROWS, budget
         records.append(dict(r, label=label, overrides=sets, budget=list(budget), train_cpu_seconds=cpu))
     return records
 
-# %% ../nbs/10_advanced.ipynb #5d95b7eb
+# %% ../nbs/10_advanced.ipynb #bb19df56
 def table5_markdown(records:list, metric_header:str="digits-FID ↓ | digits-IS ↑ | KID ↓") -> list:
     "Table 5's Markdown lines from `advanced_rows`' records."
     r0 = records[0]
@@ -127,7 +127,7 @@ def table5_markdown(records:list, metric_header:str="digits-FID ↓ | digits-IS 
          f"Every row trained with the same reduced budget (the digits preset with `{' '.join(r0['budget'])}`) and sampled by the "
          f"ancestral DDPM sampler respaced to {r0['steps']} steps (the learned σ where there is one), {r0['n']} images per row; "
          "the variants were fixed in advance, nothing was tuned on the test split.", "",
-         f"| Technique | --set over the plain model | {metric_header} | Training CPU (s) |", "|---|---|---|---|---|---|"]
+         f"| Technique | `--set` over the plain model | {metric_header} | Training CPU (s) |", "|---|---|---|---|---|---|"]
     for r in records:
         cpu = "reused" if r["train_cpu_seconds"] is None else f"{r['train_cpu_seconds']:.0f}"
         L.append(f"| {r['label']} | {' '.join(r['overrides']) or '—'} | {r['fid']:.2f} | {r['is_mean']:.2f} ± {r['is_std']:.2f} | "
