@@ -26,7 +26,7 @@ def guide(cond, uncond, scale:float):
     "ε̃ = ε(x, ∅) + s (ε(x, c) − ε(x, ∅)), which is (1 + w) ε(x, c) − w ε(x, ∅) (Eq. 5) for s = 1 + w."
     return torch.lerp(uncond, cond, scale)
 
-# %% ../nbs/09_cfg.ipynb #7aa28889
+# %% ../nbs/09_cfg.ipynb #871bc78b
 def check_labels(y, num_classes:int):
     "Class labels as a long tensor, each in [0, num_classes) (the null class is not a label to ask for)."
     y = torch.as_tensor(y)
@@ -52,10 +52,13 @@ class ClassifierFreeGuidance(nn.Module):
         self.num_classes = getattr(model, "num_classes", None)
         if not self.num_classes: raise ValueError("classifier-free guidance needs a class-conditional model (num_classes is not set)")
         self.model, self.scale, self.config, self.scheduler = model, guidance_scale(guidance, convention), model.config, scheduler
+        self._labels = self._y = None
 
     def forward(self, x, t, y=None):
         if y is None: raise ValueError("classifier-free guidance needs class labels")
-        y = check_labels(y, self.num_classes).to(x.device)
+        if y is not self._labels:                                            # once per label tensor: the range check waits for the GPU
+            self._labels, self._y = y, check_labels(y, self.num_classes).to(x.device)
+        y = self._y
         if self.scale == 1: eps = self.model(x, t, y)                       # guidance off: one forward of N
         else:
             t = torch.as_tensor(t, device=x.device)

@@ -41,6 +41,21 @@ def test_guidance_off_is_one_forward_and_plain_conditional_sampling(model, sampl
     assert torch.equal(on, again)   # same seed, same images; s = 3 is w = 2
 
 
+def test_labels_checked_once_per_sampling_run_not_every_step(model, monkeypatch):
+    "The range check reads the labels back from the device; once per label tensor keeps it out of the step loop."
+    import hw5_diffusion.cfg as cfg
+    calls = []
+    real = cfg.check_labels
+    monkeypatch.setattr(cfg, "check_labels", lambda y, k: calls.append(1) or real(y, k))
+    g = ClassifierFreeGuidance(model, 2.0)
+    generate(g, DDIMScheduler(), 3, steps=6, seed=0, class_labels=torch.tensor([1, 2, 3]), progress=False)
+    assert len(calls) == 1
+    generate(g, DDIMScheduler(), 3, steps=6, seed=0, class_labels=torch.tensor([1, 2, 30]) % 10, progress=False)
+    assert len(calls) == 2                                   # new labels, checked again
+    with pytest.raises(ValueError, match=r"class labels must be in \[0, 9\]"):
+        generate(g, DDIMScheduler(), 3, steps=6, seed=0, class_labels=torch.tensor([1, 2, 10]), progress=False)
+
+
 def test_guided_prediction_is_eq5_of_the_null_class_pass(model):
     x, y = torch.randn(4, 1, 16, 16), torch.tensor([1, 2, 3, 4])
     with torch.no_grad():
