@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The GPU checks, in one pass (each check has a time limit: at most 10 minutes in all): every benchmark with --device cuda, appended to
+# The GPU checks, in one pass (each check has a time limit: at most 15 minutes in all): every benchmark with --device cuda, appended to
 # benchmarks/RESULTS.md, and the training engine on CUDA — fp16 (the grad scaler) and bf16 on the digits, and the
-# seed's imagenet100-pixel preset at 128² on a stand-in image folder. Logs go to $LOGS (default gpu_logs/).
+# seed's imagenet100-pixel preset at 128² on a stand-in image folder, and every chapter under `nbdev_test --flags cuda`.
+# Logs go to $LOGS (default gpu_logs/).
 #
 #     bash benchmarks/gpu.sh                    # from the repository root, with the package importable
 #     SKIP="latent train-bf16" bash benchmarks/gpu.sh   # leave checks out by name
@@ -30,6 +31,8 @@ check sampling 60 python3 sampling.py --device cuda --repeats 2
 check eval 60 python3 eval.py --device cuda --sizes 1000 5000
 check latent 45 python3 latent.py --device cuda --rounds 5 --iters 3 --bf16
 check attention 60 python3 attention.py --device cuda --amp bf16
+# every chapter under test with its `cuda` cells, on the GPU (the trainer and samplers pick CUDA by themselves)
+check notebooks 300 bash -c "cd '$ROOT/nbs' && OMP_NUM_THREADS=2 nbdev_test --flags cuda --n_workers 4 --timing"
 RUN=$(mktemp -d)
 check train-fp16 90 "${TRAIN[@]}" --data digits --out "$RUN/fp16" --device cuda --set mixed_precision=fp16 --sample-n 16
 check train-bf16 90 "${TRAIN[@]}" --data digits --out "$RUN/bf16" --device cuda --set mixed_precision=bf16 --sample-n 16

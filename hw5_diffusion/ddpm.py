@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['SchedulerOutput', 'LEARNED_VARIANCE', 'TORCH_SAVE_EXTS', 'ddpm_loss', 'spaced_timesteps', 'SchedulerMixin',
-           'split_variance', 'model_log_variance', 'DDPMScheduler', 'model_device', 'sample_shape', 'generate',
-           'cosine_lr_lambda', 'train_ddpm', 'CheckpointError', 'atomic_write', 'atomic_dir', 'save_checkpoint',
-           'read_config', 'load_tensors', 'load_state', 'load_weights', 'load_checkpoint', 'digits_unet',
-           'default_unet']
+           'split_variance', 'model_log_variance', 'DDPMScheduler', 'model_device', 'sample_shape',
+           'cudnn_deterministic', 'generate', 'cosine_lr_lambda', 'train_ddpm', 'CheckpointError', 'atomic_write',
+           'atomic_dir', 'save_checkpoint', 'read_config', 'load_tensors', 'load_state', 'load_weights',
+           'load_checkpoint', 'digits_unet', 'default_unet']
 
 # %% ../nbs/03_ddpm.ipynb #49f5fa7c
 import inspect, json, math, os, pickle, shutil, tempfile
@@ -156,7 +156,7 @@ class DDPMScheduler(SchedulerMixin):
             else: prev = prev.add_(noise, alpha=sigma)
         return SchedulerOutput(prev, x0)
 
-# %% ../nbs/03_ddpm.ipynb #7d21e004
+# %% ../nbs/03_ddpm.ipynb #89c66038
 def model_device(model) -> torch.device:
     "The device of a module's parameters."
     return next(model.parameters()).device
@@ -166,6 +166,14 @@ def sample_shape(model) -> tuple:
     c, s = model.config["in_channels"], model.config["sample_size"]
     if s is None: raise ValueError("the model has no sample_size: pass shape=(C, H, W)")
     return (c, *s) if isinstance(s, (tuple, list)) else (c, s, s)
+
+@contextmanager
+def cudnn_deterministic():
+    "cuDNN restricted to its deterministic algorithms while inside (a no-op on the CPU), so that a seed fixes the result."
+    old = torch.backends.cudnn.deterministic
+    torch.backends.cudnn.deterministic = True
+    try: yield
+    finally: torch.backends.cudnn.deterministic = old
 
 @torch.no_grad()
 def generate(model, scheduler, n:int, steps:int=None, eta:float=None, seed:int=0, class_labels=None,
@@ -184,12 +192,13 @@ def generate(model, scheduler, n:int, steps:int=None, eta:float=None, seed:int=0
     was_training = model.training
     model.eval()
     try:
-        # the scheduler gets each t as a Python int: reading it from a CUDA tensor would sync every step
-        for t, t_int in zip(tqdm(scheduler.timesteps, desc="sampling", disable=not progress, leave=False), scheduler.timesteps.tolist()):
-            out = model(x, t, class_labels)
-            x = scheduler.step(getattr(out, "sample", out), t_int, x, generator=g, **step_kwargs).prev_sample
+        with cudnn_deterministic():
+            # the scheduler gets each t as a Python int: reading it from a CUDA tensor would sync every step
+            for t, t_int in zip(tqdm(scheduler.timesteps, desc="sampling", disable=not progress, leave=False), scheduler.timesteps.tolist()):
+                out = model(x, t, class_labels)
+                x = scheduler.step(getattr(out, "sample", out), t_int, x, generator=g, **step_kwargs).prev_sample
+            return decode(x) if decode is not None else x.clamp(-1, 1)  # latents are not in [-1, 1]: the decoder makes images
     finally: model.train(was_training)
-    return decode(x) if decode is not None else x.clamp(-1, 1)  # latents are not in [-1, 1]: the decoder makes images
 
 # %% ../nbs/03_ddpm.ipynb #349fdac2
 def cosine_lr_lambda(max_steps:int, warmup_steps:int=0):

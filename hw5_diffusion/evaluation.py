@@ -13,7 +13,7 @@ __all__ = ['DIGITS_NET_RESOLUTION', 'DIGITS_NET_PATH', 'DIGITS_FEATURES', 'FEATU
            'table_rows', 'tables_markdown', 'plot_fid_vs_steps', 'plot_samples', 'tables_parser', 'tables',
            'tables_main']
 
-# %% ../nbs/07_evaluation.ipynb #36a7ac8d
+# %% ../nbs/07_evaluation.ipynb #73a7698a
 import hashlib, io, json, os, platform, re, shlex, subprocess, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,7 +32,8 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_featur
 import hw5_diffusion
 from .data import (DataError, DigitsDataset, ImageFolderDataset, TensorImageDataset, IMG_EXTS,
                                 load_digits_tensors, image_grid, resize_center_crop, pil_to_tensor, _open_rgb)
-from .ddpm import CheckpointError, DDPMScheduler, generate, load_checkpoint, load_weights, atomic_write, model_device
+from .ddpm import (CheckpointError, DDPMScheduler, generate, load_checkpoint, load_weights, atomic_write, model_device,
+                                 cudnn_deterministic)
 from .cli import CLIError, _Parser, run_cli, positive_int, pick_device, save_images, SAMPLERS, DDIM_DEFAULT_STEPS
 from .advanced import advanced_rows, table5_markdown
 from .cfg import ClassifierFreeGuidance, check_guidance, guidance_scale, CONVENTIONS, cfg_rows, table4_markdown
@@ -144,7 +145,7 @@ def register_features(name:str, cls):
 
 register_features(DIGITS_FEATURES, DigitsFeatureExtractor)
 
-# %% ../nbs/07_evaluation.ipynb #b3782af4
+# %% ../nbs/07_evaluation.ipynb #1ac5e0cf
 FEATURES = {"digits": DIGITS_FEATURES, "inception": "inception-v3-compat"}
 CACHE_ROOT = Path(os.environ.get("HW5_CACHE", "~/.cache/hw5_diffusion")).expanduser() / "fidelity"
 
@@ -165,12 +166,13 @@ def fidelity_metrics(images, reference, features:str="digits", weights=None, cac
     weights = Path(weights or DIGITS_NET_PATH) if features == "digits" else inception_weights(weights)
     # DataLoader worker processes only pay off when many image files are decoded
     in_memory = isinstance(reference, (torch.Tensor, TensorImageDataset)) or n_ref < 1000
-    r = torch_fidelity.calculate_metrics(
-        input1=a, input2=b, fid=True, isc=True, kid=True, feature_extractor=FEATURES[features],
-        feature_extractor_weights_path=str(weights), isc_splits=min(10, n), kid_subset_size=min(1000, n, n_ref),
-        input2_cache_name=f"{cache_name}-{features}-{file_hash(weights)}" if cache_name else None,
-        cache_root=str(cache_root or CACHE_ROOT), cuda=torch.device(device).type == "cuda", batch_size=batch_size,
-        save_cpu_ram=in_memory, verbose=verbose)
+    with cudnn_deterministic():  # the same images give the same numbers on a GPU too
+        r = torch_fidelity.calculate_metrics(
+            input1=a, input2=b, fid=True, isc=True, kid=True, feature_extractor=FEATURES[features],
+            feature_extractor_weights_path=str(weights), isc_splits=min(10, n), kid_subset_size=min(1000, n, n_ref),
+            input2_cache_name=f"{cache_name}-{features}-{file_hash(weights)}" if cache_name else None,
+            cache_root=str(cache_root or CACHE_ROOT), cuda=torch.device(device).type == "cuda", batch_size=batch_size,
+            save_cpu_ram=in_memory, verbose=verbose)
     return dict(fid=r["frechet_inception_distance"], is_mean=r["inception_score_mean"], is_std=r["inception_score_std"],
                 kid_mean=r["kernel_inception_distance_mean"], kid_std=r["kernel_inception_distance_std"],
                 n=n, n_ref=n_ref, features=features)

@@ -190,7 +190,7 @@ def load_course_vae(path, config:dict=None) -> KLAutoencoder:
     model = KLAutoencoder(**(config or COURSE_VAE))
     return load_state(model, state, path).eval()
 
-# %% ../nbs/08_latent.ipynb #d5836fcb
+# %% ../nbs/08_latent.ipynb #838b9f30
 def state_hash(model:nn.Module, n:int=16) -> str:
     "A hash of a model's weights (names, shapes, dtypes and values)."
     h = hashlib.sha256()
@@ -213,17 +213,20 @@ class LatentVAE(nn.Module):
         "q(z|x) of unscaled latents."
         return DiagonalGaussianDistribution(self.model.encode(x).latent_dist.parameters) if self.is_diffusers else self.model.encode(x)
 
+    @property
+    def device(self) -> torch.device: return next(self.model.parameters()).device
+
     @torch.no_grad()
     def encode(self, x, sample:bool=False, generator=None):
-        "Scaled latents `scale · z` of images `x`: the posterior mean, or a sample of q(z|x)."
-        q = self.posterior(x)
-        return self.scale * (q.sample(generator) if sample else q.mode())
+        "Scaled latents `scale · z` of images `x`, on `x`'s device whatever the VAE's: the posterior mean, or a sample of q(z|x)."
+        q = self.posterior(x.to(self.device))
+        return (self.scale * (q.sample(generator) if sample else q.mode())).to(x.device)
 
     @torch.no_grad()
     def decode(self, z):
-        "Images in [-1, 1] from scaled latents."
-        x = self.model.decode(z / self.scale)
-        return getattr(x, "sample", x).clamp(-1, 1)
+        "Images in [-1, 1] from scaled latents, on `z`'s device whatever the VAE's."
+        x = self.model.decode(z.to(self.device) / self.scale)
+        return getattr(x, "sample", x).clamp(-1, 1).to(z.device)
 
     def latent_shape(self, image_shape) -> tuple:
         "(C, H, W) of the latent of an image of shape (C, H, W)."
