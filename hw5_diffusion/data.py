@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['DIGITS_TEST_SIZE', 'IMG_EXTS', 'DEFAULT_RESOLUTION', 'DATA_HOME', 'DataError', 'in_test', 'load_digits_tensors',
-           'TensorImageDataset', 'DigitsDataset', 'image_grid', 'show_images', 'resize_center_crop', 'pil_to_tensor',
-           'ImageFolderDataset', 'get_dataset', 'digits_classifier', 'digits_recognisability', 'is_recognisable']
+           'TensorImageDataset', 'DigitsDataset', 'image_grid', 'show_images', 'offscreen_figure', 'resize_center_crop',
+           'pil_to_tensor', 'ImageFolderDataset', 'get_dataset', 'digits_classifier', 'digits_recognisability',
+           'is_recognisable']
 
 # %% ../nbs/00_data.ipynb #99753284
 import os
@@ -59,7 +60,7 @@ class DigitsDataset(TensorImageDataset):
         x, y = load_digits_tensors(resolution, split)
         super().__init__(x, y, [str(i) for i in range(10)])
 
-# %% ../nbs/00_data.ipynb #60b4da25
+# %% ../nbs/00_data.ipynb #26f92df6
 def image_grid(images, nrow:int=None, pad:int=1, scale:int=1):
     "Tile `images` `(N,C,H,W)` in [-1,1] into one `PIL.Image`, enlarged `scale` times (nearest neighbour)."
     x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
@@ -83,6 +84,11 @@ def show_images(images, nrow:int=None, title:str=None, scale:float=4.0, ax=None)
     ax.axis("off")
     if title: ax.set_title(title)
     return ax
+
+def offscreen_figure(**kw):
+    "A matplotlib `Figure` for saving to a file: it needs no display and leaves pyplot's backend (a notebook's inline one) alone."
+    from matplotlib.figure import Figure
+    return Figure(**kw)
 
 # %% ../nbs/00_data.ipynb #476c31b1
 IMG_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}

@@ -13,7 +13,7 @@ __all__ = ['DIGITS_NET_RESOLUTION', 'DIGITS_NET_PATH', 'DIGITS_FEATURES', 'FEATU
            'table_rows', 'tables_markdown', 'plot_fid_vs_steps', 'plot_samples', 'tables_parser', 'tables',
            'tables_main']
 
-# %% ../nbs/07_evaluation.ipynb #73a7698a
+# %% ../nbs/07_evaluation.ipynb #9349cbd2
 import hashlib, io, json, os, platform, re, shlex, subprocess, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,7 +31,7 @@ from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorIncepti
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 import hw5_diffusion
 from .data import (DataError, DigitsDataset, ImageFolderDataset, TensorImageDataset, IMG_EXTS,
-                                load_digits_tensors, image_grid, resize_center_crop, pil_to_tensor, _open_rgb)
+                                load_digits_tensors, image_grid, resize_center_crop, pil_to_tensor, _open_rgb, offscreen_figure)
 from .ddpm import (CheckpointError, DDPMScheduler, generate, load_checkpoint, load_weights, atomic_write, model_device,
                                  cudnn_deterministic)
 from .cli import CLIError, _Parser, run_cli, positive_int, pick_device, save_images, SAMPLERS, DDIM_DEFAULT_STEPS
@@ -338,12 +338,7 @@ def write_eval(out, record:dict, images) -> Path:
     atomic_write(out / "row.md", lambda p: Path(p).write_text(f"{ROW_HEADER}\n{metrics_row(record)}\n"))
     return out
 
-# %% ../nbs/07_evaluation.ipynb #b7a34fbc
-def _figure():
-    import matplotlib; matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
+# %% ../nbs/07_evaluation.ipynb #ccb5c126
 GUIDANCE_HEADER = ("| Guidance | Class accuracy ↑ | Class diversity | FID ↓ | IS ↑ | KID ↓ | Sampling time (s) | Images |\n"
                    "|---|---|---|---|---|---|---|---|")
 
@@ -358,16 +353,15 @@ def guidance_rows(records) -> str:
 
 def plot_guidance(records, path) -> Path:
     "FID and IS against the guidance weight and, when measured, class accuracy and diversity."
-    plt, ws = _figure(), [r["guidance"] for r in records]
-    acc = records[0]["class_accuracy"] is not None
-    fig, axs = plt.subplots(1, 2 if acc else 1, figsize=(9 if acc else 4.5, 3.2), squeeze=False)
+    ws, acc = [r["guidance"] for r in records], records[0]["class_accuracy"] is not None
+    fig = offscreen_figure(figsize=(9 if acc else 4.5, 3.2)); axs = fig.subplots(1, 2 if acc else 1, squeeze=False)
     pre, x = ("digits-" if records[0]["features"] == "digits" else ""), _g(records[0]).split(" =")[0]
     panels = [("FID ↓", "fid", None, "IS ↑", "is_mean", "is_std")] + ([("class accuracy ↑", "class_accuracy", None, "class diversity", "class_diversity", None)] if acc else [])
     for ax, (l1, k1, _, l2, k2, e2) in zip(axs[0], panels):
         ax.plot(ws, [r[k1] for r in records], "o-", c="C0"); ax.set_ylabel(pre + l1 if k1 == "fid" else l1, color="C0")
         ax2 = ax.twinx(); ax2.errorbar(ws, [r[k2] for r in records], [r[e2] for r in records] if e2 else None, fmt="s--", c="C1", capsize=3)
         ax2.set_ylabel(pre + l2 if k2 == "is_mean" else l2, color="C1"); ax.set_xlabel(f"guidance {x}")
-    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+    fig.tight_layout(); fig.savefig(path, dpi=100)
     return Path(path)
 
 # %% ../nbs/07_evaluation.ipynb #e4ecf87d
@@ -458,7 +452,7 @@ def table_rows(ckpt, preset:str="digits", n:int=None, ref:str=None, work="runs/t
     rows["ddim"] = [evaluate_checkpoint(ckpt, sampler="ddim", steps=s, out=work / f"ddim-{s}", **kw) for s in ddim_steps]
     return rows
 
-# %% ../nbs/07_evaluation.ipynb #2300ac81
+# %% ../nbs/07_evaluation.ipynb #98b1f394
 def _cells(r): return f"{r['fid']:.2f} | {r['is_mean']:.2f} ± {r['is_std']:.2f} | {r['kid_mean']:.4f} ± {r['kid_std']:.4f}"
 
 def tables_markdown(rows:dict, meta:dict) -> str:
@@ -485,24 +479,22 @@ def tables_markdown(rows:dict, meta:dict) -> str:
 
 def plot_fid_vs_steps(rows:dict, path) -> Path:
     "FID against the number of sampling steps: the DDIM rows, DDPM, and the real-data floor."
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig = offscreen_figure(figsize=(5, 3.2)); ax = fig.subplots()
     ax.plot([r["steps"] for r in rows["ddim"]], [r["fid"] for r in rows["ddim"]], "o-", label="DDIM (η = 0)")
     ax.plot([rows["ddpm"]["steps"]], [rows["ddpm"]["fid"]], "s", label="DDPM")
     if "real" in rows: ax.axhline(rows["real"]["fid"], ls="--", c="gray", label="real digits")
     ax.set_xscale("log"); ax.set_xlabel("sampling steps"); ax.set_ylabel(f"{'digits-' if rows['ddpm']['features'] == 'digits' else ''}FID")
-    ax.legend(); fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+    ax.legend(); fig.tight_layout(); fig.savefig(path, dpi=100)
     return Path(path)
 
 def plot_samples(rows:dict, path) -> Path:
     "The first samples of every row (their `grid.png`), side by side, titled with the row's FID and IS."
-    plt = _figure()
     recs = [rows["ddpm"]] + rows["ddim"]
-    fig, axs = plt.subplots(1, len(recs), figsize=(3 * len(recs), 3.4), squeeze=False)
+    fig = offscreen_figure(figsize=(3 * len(recs), 3.4)); axs = fig.subplots(1, len(recs), squeeze=False)
     for ax, r in zip(axs[0], recs):
         ax.imshow(Image.open(Path(r["samples"]) / "grid.png"), cmap="gray", interpolation="nearest"); ax.axis("off")
         ax.set_title(f"{row_label(r)}\nFID {r['fid']:.2f}, IS {r['is_mean']:.2f}", fontsize=9)
-    fig.tight_layout(); fig.savefig(path, dpi=100); plt.close(fig)
+    fig.tight_layout(); fig.savefig(path, dpi=100)
     return Path(path)
 
 # %% ../nbs/07_evaluation.ipynb #ee57668a

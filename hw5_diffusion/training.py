@@ -10,7 +10,7 @@ __all__ = ['PRESETS', 'STATE_FILES', 'RESUME_MAY_CHANGE', 'ConfigError', 'Traini
            'load_dataset', 'build_unet', 'RunLog', 'read_metrics', 'save_loss_plot', 'write_checkpoint',
            'rotate_checkpoints', 'StopFlag', 'stop_signals', 'isolated_rng', 'Trainer', 'relative_difference']
 
-# %% ../nbs/06_training.ipynb #1b68b6a9
+# %% ../nbs/06_training.ipynb #4364be4c
 import copy, importlib.util, json, math, os, random, shutil, signal, sys, threading, time, typing
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict, fields, replace
@@ -24,7 +24,7 @@ from safetensors.torch import save_file
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import gather_object, set_seed
-from .data import DataError, get_dataset, image_grid
+from .data import DataError, get_dataset, image_grid, offscreen_figure
 from .unet import UNet, num_params
 from .advanced import hybrid_loss, LossSecondMomentSampler
 from .ddpm import (DDPMScheduler, CheckpointError, ddpm_loss, cosine_lr_lambda, generate, default_unet, LEARNED_VARIANCE,
@@ -361,7 +361,7 @@ def build_unet(c:TrainConfig, channels:int, resolution:int, num_classes:int=None
         return UNet(**{**base, **c.unet})
     except (TypeError, ValueError) as e: raise ConfigError(f"U-Net for {channels}×{resolution}² images, unet={c.unet}: {e}") from None
 
-# %% ../nbs/06_training.ipynb #25aa0f7b
+# %% ../nbs/06_training.ipynb #483caf75
 class RunLog:
     "metrics.jsonl + TensorBoard (+ offline wandb) for run folder `out`, continuing at `step`."
     def __init__(self, out, c:TrainConfig, step:int=0):
@@ -405,14 +405,12 @@ def read_metrics(out, key:str="loss"):
 
 def save_loss_plot(steps, losses, path):
     "The loss curve (raw and smoothed) as a PNG."
-    import matplotlib; matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     k = max(1, len(losses) // 50)
     smooth = torch.tensor(losses, dtype=torch.float64).unfold(0, k, 1).mean(1).tolist() if len(losses) >= k else losses
-    fig, ax = plt.subplots(figsize=(5, 3))
+    fig = offscreen_figure(figsize=(5, 3)); ax = fig.subplots()
     ax.plot(steps, losses, alpha=0.3, label="loss"); ax.plot(steps[k - 1:], smooth, label=f"mean of {k}")
     ax.set_yscale("log"); ax.set_xlabel("step"); ax.set_ylabel("L_simple"); ax.legend(); fig.tight_layout()
-    fig.savefig(path, dpi=100); plt.close(fig)
+    fig.savefig(path, dpi=100)
 
 # %% ../nbs/06_training.ipynb #294d37f6
 def write_checkpoint(out, step:int, model, scheduler, meta:dict, state:dict) -> Path:
