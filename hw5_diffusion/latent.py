@@ -10,7 +10,7 @@ __all__ = ['COURSE_VAE', 'COURSE_SCALE', 'TRAINING_ONLY_PREFIXES', 'VAE_STEPS', 
            'data_fingerprint', 'LatentCache', 'encode_dataset', 'LatentDataset', 'latent_data', 'prepare_trained_vae',
            'checkpoint_vae', 'latent_rows', 'table3_markdown']
 
-# %% ../nbs/08_latent.ipynb #4863761b
+# %% ../nbs/08_latent.ipynb #1aa0536a
 import hashlib, json, math, os, re, sys, time
 from pathlib import Path
 import numpy as np
@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from safetensors.torch import save_file
 from .data import DataError, TensorImageDataset, ImageFolderDataset, get_dataset
 from .ddpm import (CheckpointError, TORCH_SAVE_EXTS, load_tensors, load_state, load_weights,
-                                atomic_write, atomic_dir)
+                                atomic_write, atomic_dir, model_device)
 from .training import TrainConfig, Trainer, ConfigError
 
 # %% ../nbs/08_latent.ipynb #70f2586a
@@ -190,7 +190,7 @@ def load_course_vae(path, config:dict=None) -> KLAutoencoder:
     model = KLAutoencoder(**(config or COURSE_VAE))
     return load_state(model, state, path).eval()
 
-# %% ../nbs/08_latent.ipynb #838b9f30
+# %% ../nbs/08_latent.ipynb #c1d7f025
 def state_hash(model:nn.Module, n:int=16) -> str:
     "A hash of a model's weights (names, shapes, dtypes and values)."
     h = hashlib.sha256()
@@ -214,7 +214,7 @@ class LatentVAE(nn.Module):
         return DiagonalGaussianDistribution(self.model.encode(x).latent_dist.parameters) if self.is_diffusers else self.model.encode(x)
 
     @property
-    def device(self) -> torch.device: return next(self.model.parameters()).device
+    def device(self) -> torch.device: return model_device(self.model)
 
     @torch.no_grad()
     def encode(self, x, sample:bool=False, generator=None):
