@@ -19,7 +19,7 @@ from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics
 from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.metric_kid import kid_features_to_metric
 from hw5_diffusion.data import load_digits_tensors
-from hw5_diffusion.ddpm import CheckpointError
+from hw5_diffusion.checkpoints import CheckpointError
 from hw5_diffusion.evaluation import FEATURES, DIGITS_NET_PATH, UInt8Images, inception_weights, save_random_inception_weights
 
 

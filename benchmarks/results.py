@@ -2,7 +2,7 @@
 import datetime, socket
 from pathlib import Path
 import torch
-from hw5_diffusion.evaluation import git_commit, machine
+from hw5_diffusion.cli import git_commit, machine
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 

@@ -14,7 +14,8 @@ import argparse, statistics, time
 import torch
 import torch.nn as nn
 import diffusers
-from hw5_diffusion.ddpm import DDPMScheduler, digits_unet, generate
+from hw5_diffusion.ddpm import DDPMScheduler, generate
+from hw5_diffusion.unet import digits_unet
 from hw5_diffusion.ddim import DDIMScheduler
 from results import append_results
 

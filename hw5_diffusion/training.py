@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['PRESETS', 'STATE_FILES', 'RESUME_MAY_CHANGE', 'ConfigError', 'TrainingError', 'TrainConfig', 'preset', 'check_config',
-           'apply_overrides', 'GlobalBatchSampler', 'step_noise', 'step_label_drop', 'EMA', 'pack_state',
-           'unpack_state', 'rng_state', 'set_rng_state', 'save_training_state', 'load_training_state', 'checkpoints',
-           'latest_checkpoint', 'best_checkpoint', 'resolve_resume', 'config_mismatch', 'make_accelerator',
-           'load_dataset', 'build_unet', 'RunLog', 'read_metrics', 'save_loss_plot', 'write_checkpoint',
-           'rotate_checkpoints', 'StopFlag', 'stop_signals', 'isolated_rng', 'Trainer', 'relative_difference']
+           'apply_overrides', 'GlobalBatchSampler', 'step_label_drop', 'EMA', 'pack_state', 'unpack_state', 'rng_state',
+           'set_rng_state', 'save_training_state', 'load_training_state', 'checkpoints', 'latest_checkpoint',
+           'best_checkpoint', 'resolve_resume', 'config_mismatch', 'make_accelerator', 'load_dataset', 'build_unet',
+           'RunLog', 'read_metrics', 'save_loss_plot', 'write_checkpoint', 'rotate_checkpoints', 'StopFlag',
+           'stop_signals', 'isolated_rng', 'Trainer', 'relative_difference']
 
 # %% ../nbs/06_training.ipynb #4364be4c
 import copy, importlib.util, json, math, os, random, shutil, signal, sys, threading, time, typing
@@ -25,10 +25,10 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import gather_object, set_seed
 from .data import DataError, get_dataset, image_grid, offscreen_figure
-from .unet import UNet, num_params
-from .advanced import hybrid_loss, LossSecondMomentSampler
-from .ddpm import (DDPMScheduler, CheckpointError, ddpm_loss, cosine_lr_lambda, generate, default_unet, LEARNED_VARIANCE,
-                                save_checkpoint, read_config, load_tensors, load_state, atomic_write, atomic_dir)
+from .unet import UNet, num_params, default_unet
+from .ddpm import (DDPMScheduler, ddpm_loss, cosine_lr_lambda, generate, LEARNED_VARIANCE, stream_seed, step_batch,
+                                step_noise)
+from .checkpoints import CheckpointError, save_checkpoint, read_config, load_tensors, load_state, atomic_write, atomic_dir
 
 # %% ../nbs/06_training.ipynb #241ef129
 class ConfigError(ValueError):
@@ -179,43 +179,24 @@ def apply_overrides(c:TrainConfig, items) -> TrainConfig:
     return c
 
 # %% ../nbs/06_training.ipynb #d0b2bf5a
-def _stream_seed(seed:int, *ids) -> int:
-    "A 63-bit seed for the random stream named by `ids` (epoch, step...)."
-    h = seed
-    for i in ids: h = (h * 1_000_003 + i + 1) % 2**63
-    return h
-
 class GlobalBatchSampler(Sampler):
     "Index lists of one process's micro-batches, a pure function of (seed, step), from optimisation step `start_step` on."
     def __init__(self, n:int, batch_size:int, num_processes:int=1, grad_accum:int=1, rank:int=0, seed:int=0, start_step:int=0):
         self.n, self.b, self.P, self.A, self.rank, self.seed, self.start_step = n, batch_size, num_processes, grad_accum, rank, seed, start_step
         self.global_batch = batch_size * num_processes * grad_accum
         if self.global_batch > n: raise ConfigError(f"global batch {self.global_batch} is larger than the data set ({n} images)")
-        self.steps_per_epoch, self._perm = n // self.global_batch, (None, None)
-
-    def step_indices(self, step:int):
-        "The data indices of optimisation step `step`'s global batch."
-        epoch, k = divmod(step, self.steps_per_epoch)
-        if self._perm[0] != epoch:
-            self._perm = (epoch, torch.randperm(self.n, generator=torch.Generator().manual_seed(_stream_seed(self.seed, epoch))))
-        return self._perm[1][k * self.global_batch:(k + 1) * self.global_batch]
+        self.steps_per_epoch = n // self.global_batch
 
     def __iter__(self):
         step = self.start_step
         while True:
-            g = self.step_indices(step)
+            g = step_batch(self.seed, step, self.n, self.global_batch)  # the global batch of the DDPM chapter's loop
             for a in range(self.A): yield g[(a * self.P + self.rank) * self.b:(a * self.P + self.rank + 1) * self.b].tolist()
             step += 1
 
-def step_noise(seed:int, step:int, global_batch:int, shape, num_train_timesteps:int, device="cpu"):
-    "The time steps `(G,)` and noise `(G, *shape)` of optimisation step `step`'s global batch."
-    g = torch.Generator(device).manual_seed(_stream_seed(seed, 2**40, step))
-    t = torch.randint(0, num_train_timesteps, (global_batch,), generator=g, device=device)
-    return t, torch.randn((global_batch, *shape), generator=g, device=device)
-
 def step_label_drop(seed:int, step:int, global_batch:int, p:float, device="cpu"):
     "Which labels of step `step`'s global batch classifier-free guidance training replaces by the null class `(G,)` bool."
-    g = torch.Generator(device).manual_seed(_stream_seed(seed, 2**43, step))
+    g = torch.Generator(device).manual_seed(stream_seed(seed, 2**43, step))
     return torch.rand(global_batch, generator=g, device=device) < p
 
 # %% ../nbs/06_training.ipynb #89317208
@@ -461,30 +442,34 @@ def isolated_rng():
 
 # %% ../nbs/06_training.ipynb #58fde933
 class Trainer:
-    "Train a DDPM U-Net with L_simple (the hybrid loss for a learned variance) as `config` says, on one CPU, one GPU or several processes (Accelerate)."
-    def __init__(self, config:TrainConfig, out=None, model=None, dataset=None, schedule=None, device="auto",
-                 resume=None, overwrite:bool=False, progress:bool=True):
+    "Train a U-Net on `objective` (L_simple by default) as `config` says, on one CPU, one GPU or several processes (Accelerate)."
+    def __init__(self, config:TrainConfig, out=None, model=None, dataset=None, noise_schedule=None, device="auto",
+                 resume=None, overwrite:bool=False, progress:bool=True, objective=None, timestep_sampler=None, encode_data=None):
         self.config = c = check_config(config)
         self.out, self.progress = (Path(out) if out is not None else None), progress
         self.accelerator = acc = make_accelerator(c, device)
         self.is_main = acc.is_main_process
         self.dataset = dataset if dataset is not None else load_dataset(c)
         self.vae = None
-        if c.vae is not None:  # latent diffusion: the data set encoded once by the VAE (the latent chapter)
-            from hw5_diffusion.latent import latent_data
-            with acc.main_process_first(): self.vae, self.dataset = latent_data(c, self.dataset, self.out, acc.device, progress and self.is_main)
-        self.sampler = GlobalBatchSampler(len(self.dataset), c.batch_size, acc.num_processes, c.grad_accum, acc.process_index, c.seed)
+        if c.vae is not None:  # latent diffusion: the data set encoded once by the VAE, with the latent chapter's `latent_data`
+            if encode_data is None: raise ConfigError(f"vae={c.vae}: a latent run needs encode_data (hw5_diffusion.latent.latent_data; hw5-train passes it)")
+            with acc.main_process_first(): self.vae, self.dataset = encode_data(c, self.dataset, self.out, acc.device, progress and self.is_main)
+        self.batch_sampler = GlobalBatchSampler(len(self.dataset), c.batch_size, acc.num_processes, c.grad_accum, acc.process_index, c.seed)
         self.num_classes = len(self.dataset.classes) if c.class_conditional else None
         self.sample_shape = tuple(self.dataset[0][0].shape)
         torch.manual_seed(c.seed)  # the same initial weights on every process
         model = model if model is not None else build_unet(c, self.sample_shape[0], self.sample_shape[-1], self.num_classes)
-        self.scheduler = DDPMScheduler(**{**({"clip_sample": False} if self.vae else {}), **c.scheduler})  # latents are not in [-1, 1]
-        self.schedule = (schedule or self.scheduler.schedule).to(acc.device)
-        # a learned variance trains with the hybrid loss, optionally with t drawn by importance (advanced chapter)
-        self.learned_variance = self.scheduler.config["variance_type"] in LEARNED_VARIANCE
-        self.t_sampler = LossSecondMomentSampler(self.scheduler.num_train_timesteps) if c.importance_sampling else None
+        self.noise_scheduler = DDPMScheduler(**{**({"clip_sample": False} if self.vae else {}), **c.scheduler})  # latents are not in [-1, 1]
+        self.noise_schedule = (noise_schedule or self.noise_scheduler.schedule).to(acc.device)
+        self.objective, self.timestep_sampler = objective or ddpm_loss, timestep_sampler
+        # a learned variance and importance sampling of t come with the advanced chapter's objective and sampler
+        if self.noise_scheduler.config["variance_type"] in LEARNED_VARIANCE and objective is None:
+            raise ConfigError(f"variance_type={self.noise_scheduler.config['variance_type']} trains with the hybrid loss: pass "
+                              "objective= (hw5_diffusion.advanced.training_parts; hw5-train passes it)")
+        if c.importance_sampling and timestep_sampler is None:
+            raise ConfigError("importance_sampling=true needs timestep_sampler= (hw5_diffusion.advanced.training_parts; hw5-train passes it)")
         opt = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-        self.lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_lr_lambda(c.max_steps, min(c.warmup_steps, c.max_steps // 10)))
+        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(opt, cosine_lr_lambda(c.max_steps, min(c.warmup_steps, c.max_steps // 10)))
         self.model, self.opt = acc.prepare(model, opt)
         self.ema = EMA(self.unwrapped, c.ema_decay, c.ema_warmup) if c.ema_decay > 0 else None
         set_seed(c.seed, device_specific=True)  # dropout and augmentation differ between processes
@@ -495,7 +480,7 @@ class Trainer:
 
     unwrapped = property(lambda self: self.accelerator.unwrap_model(self.model))
     sampling_model = property(lambda self: self.ema.model if self.ema else self.unwrapped, doc="EMA weights when there are some")
-    global_batch = property(lambda self: self.sampler.global_batch)
+    global_batch = property(lambda self: self.batch_sampler.global_batch)
 
     def _prepare_out(self, resume, overwrite):
         "Check `out` is writable now, not at the first save; never mix a new run into an old one's checkpoints."
@@ -522,40 +507,38 @@ class Trainer:
         dev = self.accelerator.device
         return x0.to(dev, non_blocking=True), (y.to(dev) if self.num_classes else None)
 
-    def loss(self, model, x0, y, t, noise, weights=None):
-        "L_simple; for a learned variance L_simple + λ·L_vlb, its per-image values weighted by `weights` when t was importance-sampled."
-        if not self.learned_variance: return ddpm_loss(model, self.schedule, x0, y, t=t, noise=noise)
-        self._per_image = hybrid_loss(model, self.schedule, x0, y, t=t, noise=noise, variance_type=self.scheduler.config["variance_type"],
-                                      vlb_weight=self.config.vlb_weight, reduce=False)
-        return (self._per_image * weights).mean() if weights is not None else self._per_image.mean()
+    def loss(self, model, x0, y, t, noise):
+        "The objective on one micro-batch: a scalar, or per-image losses (what a timestep sampler needs)."
+        return self.objective(model, self.noise_schedule, x0, y, t=t, noise=noise)
 
     def train_step(self, batches):
         "One optimisation step; returns the loss averaged over the global batch and whether to stop."
         c, acc, b, P, r = self.config, self.accelerator, self.config.batch_size, self.accelerator.num_processes, self.accelerator.process_index
-        t, noise = step_noise(c.seed, self.step, self.global_batch, self.sample_shape, self.scheduler.num_train_timesteps, acc.device)
+        t, noise = step_noise(c.seed, self.step, self.global_batch, self.sample_shape, self.noise_scheduler.num_train_timesteps, acc.device)
         drop = step_label_drop(c.seed, self.step, self.global_batch, c.cond_drop_prob, acc.device) if self.num_classes and c.cond_drop_prob else None
         w, seen = None, []
-        if self.t_sampler:
-            t, w = (v.to(acc.device) for v in self.t_sampler.sample(self.global_batch, torch.Generator().manual_seed(_stream_seed(c.seed, 2**43, self.step))))
+        if self.timestep_sampler:
+            t, w = (v.to(acc.device) for v in self.timestep_sampler.sample(self.global_batch, torch.Generator().manual_seed(stream_seed(c.seed, 2**43, self.step))))
         loss_sum = torch.zeros((), device=acc.device)
         for a in range(c.grad_accum):
             x0, y = self._next_batch(batches)
             rows = slice((a * P + r) * b, (a * P + r + 1) * b)
             if drop is not None: y = y.masked_fill(drop[rows], self.num_classes)  # the null class
             with acc.accumulate(self.model):
-                loss = self.loss(self.model, x0, y, t[rows], noise[rows], None if w is None else w[rows])
+                losses = self.loss(self.model, x0, y, t[rows], noise[rows])
+                loss = (losses * w[rows]).mean() if w is not None else losses.mean()  # w: importance weights 1/(T p_t)
                 acc.backward(loss)
             loss_sum += loss.detach().float()
-            if self.t_sampler: seen.append(acc.gather(self._per_image.detach()))
+            if self.timestep_sampler: seen.append(acc.gather(losses.detach()))
         stop = torch.tensor(float(self._stop.name is not None), device=acc.device)
         mean, bad, stop = acc.reduce(torch.stack([loss_sum / c.grad_accum, (~loss_sum.isfinite()).float(), stop]), "sum").tolist()
         if bad:
             raise TrainingError(f"loss is {loss_sum.item() if not loss_sum.isfinite() else 'not finite on another process'} at "
                                 f"step {self.step + 1}: training stopped before updating the weights; last good checkpoint: "
                                 f"{(latest_checkpoint(self.out) if self.out else None) or 'none'}")
-        if self.t_sampler: self.t_sampler.update(t, torch.cat(seen))  # every process sees the whole global batch
+        if self.timestep_sampler: self.timestep_sampler.update(t, torch.cat(seen))  # every process sees the whole global batch
         self.grad_norm = acc.clip_grad_norm_(self.model.parameters(), c.grad_clip) if c.grad_clip else None
-        self.opt.step(); self.lr_sched.step(); self.opt.zero_grad(set_to_none=True)
+        self.opt.step(); self.lr_scheduler.step(); self.opt.zero_grad(set_to_none=True)
         if self.ema: self.ema.update(self.unwrapped)
         self.step += 1
         return mean / P, bool(stop)
@@ -565,8 +548,8 @@ class Trainer:
         c, acc = self.config, self.accelerator
         log = RunLog(self.out, c, self.step) if self.out is not None and self.is_main else None
         self._announce()
-        self.sampler.start_step = self.step
-        batches = iter(DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=c.num_workers, pin_memory=acc.device.type == "cuda"))
+        self.batch_sampler.start_step = self.step
+        batches = iter(DataLoader(self.dataset, batch_sampler=self.batch_sampler, num_workers=c.num_workers, pin_memory=acc.device.type == "cuda"))
         bar = tqdm(total=c.max_steps, initial=self.step, desc="training", disable=not (self.progress and self.is_main), dynamic_ncols=True)
         window, t0 = [], time.perf_counter()
         self.model.train()
@@ -576,7 +559,7 @@ class Trainer:
                     loss, stop = self.train_step(batches)
                     self.losses.append(loss); window.append(loss); bar.update()
                     if self.step % c.log_every == 0 or self.step == c.max_steps or stop:
-                        stats = dict(loss=sum(window) / len(window), lr=self.lr_sched.get_last_lr()[0],
+                        stats = dict(loss=sum(window) / len(window), lr=self.lr_scheduler.get_last_lr()[0],
                                      images_per_s=len(window) * self.global_batch / (time.perf_counter() - t0))
                         if self.grad_norm is not None: stats["grad_norm"] = float(self.grad_norm)
                         bar.set_postfix(loss=f"{stats['loss']:.4f}", lr=f"{stats['lr']:.2e}", img_s=f"{stats['images_per_s']:.0f}")
@@ -616,7 +599,7 @@ class Trainer:
     def sample(self, n:int, steps:int, seed:int=None, progress:bool=False):
         "`n` images from the sampling (EMA) model with `steps` DDPM steps, decoded by the VAE of a latent run; class-conditional models cycle the classes."
         labels = torch.arange(n, device=self.accelerator.device) % self.num_classes if self.num_classes else None
-        return generate(self.sampling_model, self.scheduler, n, steps=steps, seed=self.config.seed if seed is None else seed,
+        return generate(self.sampling_model, self.noise_scheduler, n, steps=steps, seed=self.config.seed if seed is None else seed,
                         class_labels=labels, progress=progress, decode=self.vae.decode if self.vae else None)
 
     @torch.no_grad()
@@ -625,10 +608,10 @@ class Trainer:
         c, dev = self.config, self.accelerator.device
         with isolated_rng():
             if self._eval is None:
-                idx = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(_stream_seed(c.seed, 2**41)))[:c.eval_n]
+                idx = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(stream_seed(c.seed, 2**41)))[:c.eval_n]
                 items = [self.dataset[int(i)] for i in idx]
                 self._eval = (torch.stack([x for x, _ in items]), torch.tensor([int(l) for _, l in items]),
-                              *step_noise(c.seed, 2**42, len(items), self.sample_shape, self.scheduler.num_train_timesteps))
+                              *step_noise(c.seed, 2**42, len(items), self.sample_shape, self.noise_scheduler.num_train_timesteps))
             x0, y, t, noise = self._eval
             model, total = self.sampling_model, 0.0
             was_training = model.training; model.eval()
@@ -636,7 +619,7 @@ class Trainer:
                 s = slice(i, i + c.batch_size)
                 with self.accelerator.autocast():
                     total += self.loss(model, x0[s].to(dev), y[s].to(dev) if self.num_classes else None,
-                                       t[s].to(dev), noise[s].to(dev)).item() * len(x0[s])
+                                       t[s].to(dev), noise[s].to(dev)).mean().item() * len(x0[s])
             model.train(was_training)
         return total / len(x0)
 
@@ -652,11 +635,11 @@ class Trainer:
                         metrics=dict(loss=sum(recent) / len(recent) if recent else None, eval_loss=eval_loss),
                         **({"vae": self.vae.record} if self.vae else {}))
             state = dict(step=self.step, model=self.unwrapped.state_dict(), optimizer=self.opt.state_dict(),
-                         lr_scheduler=self.lr_sched.state_dict(), scaler=acc.scaler.state_dict() if acc.scaler else None,
+                         lr_scheduler=self.lr_scheduler.state_dict(), scaler=acc.scaler.state_dict() if acc.scaler else None,
                          ema_updates=self.ema.num_updates if self.ema else None, rng=rngs,
-                         timestep_sampler=self.t_sampler.state_dict() if self.t_sampler else None,
-                         data=dict(seed=c.seed, global_batch=self.global_batch, epoch=self.step // self.sampler.steps_per_epoch))
-            self.last_checkpoint = write_checkpoint(self.out, self.step, self.sampling_model, self.scheduler, meta, state)
+                         timestep_sampler=self.timestep_sampler.state_dict() if self.timestep_sampler else None,
+                         data=dict(seed=c.seed, global_batch=self.global_batch, epoch=self.step // self.batch_sampler.steps_per_epoch))
+            self.last_checkpoint = write_checkpoint(self.out, self.step, self.sampling_model, self.noise_scheduler, meta, state)
             rotate_checkpoints(self.out, c.keep_last)
             if log and eval_loss is not None: log.log(self.step, eval_loss=eval_loss)
         self.accelerator.wait_for_everyone()
@@ -673,11 +656,11 @@ class Trainer:
             load_state(self.ema.model, load_tensors(d / "model.safetensors"), d / "model.safetensors")
             self.ema.num_updates = st["ema_updates"]
         try:
-            self.opt.load_state_dict(st["optimizer"]); self.lr_sched.load_state_dict(st["lr_scheduler"])
+            self.opt.load_state_dict(st["optimizer"]); self.lr_scheduler.load_state_dict(st["lr_scheduler"])
             if acc.scaler and st["scaler"]: acc.scaler.load_state_dict(st["scaler"])
         except (ValueError, KeyError, RuntimeError) as e: raise CheckpointError(f"optimizer state in {d} does not fit the model: {e}") from None
         self.step = st["step"]
-        if self.t_sampler and st.get("timestep_sampler"): self.t_sampler.load_state_dict(st["timestep_sampler"])
+        if self.timestep_sampler and st.get("timestep_sampler"): self.timestep_sampler.load_state_dict(st["timestep_sampler"])
         if acc.process_index < len(st["rng"]): set_rng_state(st["rng"][acc.process_index])
         if st["data"]["global_batch"] != self.global_batch and self.is_main:
             print(f"training: resuming with global batch {self.global_batch} instead of {st['data']['global_batch']}: "

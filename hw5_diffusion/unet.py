@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['timestep_embedding', 'norm', 'zero_init', 'scale_shift_norm', 'resample', 'ResBlock', 'AttentionBlock',
-           'CrossAttentionBlock', 'Downsample', 'Upsample', 'UNet', 'num_params']
+           'CrossAttentionBlock', 'Downsample', 'Upsample', 'UNet', 'num_params', 'digits_unet', 'default_unet']
 
 # %% ../nbs/02_unet.ipynb #18aecfee
 import math
@@ -184,3 +184,16 @@ class UNet(nn.Module):
 def num_params(model:nn.Module) -> int:
     "Number of trainable parameters."
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+# %% ../nbs/02_unet.ipynb #f67881b5
+def digits_unet(sample_size:int=16, in_channels:int=1, num_classes:int=None, **kwargs):
+    "The small U-Net used for the built-in digits (CPU-sized)."
+    cfg = dict(ch=16, ch_mult=(1, 2, 4), num_res_blocks=1, attn_levels=(2,), head_channels=32, norm_groups=8, dropout=0.0)
+    return UNet(in_channels, sample_size=sample_size, num_classes=num_classes, **{**cfg, **kwargs})
+
+# %% ../nbs/02_unet.ipynb #89137a02
+def default_unet(in_channels:int, resolution:int, num_classes:int=None):
+    "A U-Net sized for the data: the digits model up to 16², a mid-size one up to 64², the HW5 configuration above."
+    if resolution <= 16: return digits_unet(resolution, in_channels, num_classes)
+    if resolution <= 64: return UNet(in_channels, ch=64, ch_mult=(1, 2, 2), attn_levels=(1,), sample_size=resolution, num_classes=num_classes)
+    return UNet(in_channels, ch=128, ch_mult=(1, 2, 2, 4), attn_levels=(2, 3), sample_size=resolution, num_classes=num_classes)

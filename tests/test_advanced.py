@@ -9,8 +9,8 @@ from hw5_diffusion.cli import train_main, sample_main
 from hw5_diffusion.forward import make_betas, NoiseSchedule
 from hw5_diffusion.ddpm import DDPMScheduler
 from hw5_diffusion.unet import UNet
-from hw5_diffusion.advanced import (discretized_gaussian_log_likelihood, normal_kl, hybrid_loss, vlb_terms, advanced_rows,
-                                    table5_markdown)
+from hw5_diffusion.advanced import discretized_gaussian_log_likelihood, normal_kl, hybrid_loss, vlb_terms
+from hw5_diffusion.results import advanced_rows, table5_markdown
 
 
 def test_cosine_schedule_matches_diffusers():

@@ -8,7 +8,9 @@ from conftest import run
 from test_cli import _fails
 from hw5_diffusion.cfg import ClassifierFreeGuidance
 from hw5_diffusion.ddim import DDIMScheduler
-from hw5_diffusion.ddpm import DDPMScheduler, digits_unet, generate, save_checkpoint
+from hw5_diffusion.ddpm import DDPMScheduler, generate
+from hw5_diffusion.unet import digits_unet
+from hw5_diffusion.checkpoints import save_checkpoint
 from hw5_diffusion.training import TrainConfig, Trainer, step_label_drop
 
 

@@ -7,7 +7,8 @@ from conftest import run
 from hw5_diffusion.cli import sample, sample_main, sample_parser
 from hw5_diffusion.data import image_grid
 from hw5_diffusion.ddim import DDIMScheduler
-from hw5_diffusion.ddpm import generate, load_checkpoint
+from hw5_diffusion.ddpm import generate
+from hw5_diffusion.checkpoints import load_checkpoint
 
 
 def pngs(folder): return [np.asarray(Image.open(p)) for p in sorted(folder.glob("0*.png"))]

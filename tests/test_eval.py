@@ -6,7 +6,8 @@ from PIL import Image
 from conftest import run
 from test_cli import _fails
 from hw5_diffusion.data import image_grid, load_digits_tensors
-from hw5_diffusion.evaluation import save_random_inception_weights, metrics_row, ROW_HEADER
+from hw5_diffusion.evaluation import save_random_inception_weights
+from hw5_diffusion.cli import metrics_row, ROW_HEADER
 
 
 def test_eval_digits_writes_metrics_and_reuses_reference_cache(tiny_ckpt, tmp_path):

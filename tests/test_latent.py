@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 from conftest import run
-from hw5_diffusion.ddpm import CheckpointError
+from hw5_diffusion.checkpoints import CheckpointError
 from hw5_diffusion.data import DigitsDataset
 from hw5_diffusion.latent import (COURSE_VAE, COURSE_SCALE, KLAutoencoder, LatentVAE, load_vae, encode_dataset, LatentDataset,
                                   state_hash)

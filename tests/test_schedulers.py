@@ -4,7 +4,8 @@ import itertools
 import pytest
 import torch
 import diffusers
-from hw5_diffusion.ddpm import DDPMScheduler, generate, digits_unet
+from hw5_diffusion.ddpm import DDPMScheduler, generate
+from hw5_diffusion.unet import digits_unet
 from hw5_diffusion.ddim import DDIMScheduler
 
 PREDICTIONS, SPACINGS = ["epsilon", "sample", "v_prediction"], ["leading", "trailing", "linspace"]

@@ -5,7 +5,7 @@ import json, os, resource, shutil, signal, socket, subprocess, time
 import pytest
 import torch
 from conftest import run, BIN
-from hw5_diffusion.ddpm import CheckpointError, load_checkpoint, load_tensors, read_config
+from hw5_diffusion.checkpoints import CheckpointError, load_checkpoint, load_tensors, read_config
 from hw5_diffusion.cli import train, train_parser
 from hw5_diffusion.training import (apply_overrides, build_unet, checkpoints, latest_checkpoint, load_training_state,
                                     preset, relative_difference)
