@@ -9,7 +9,7 @@ __all__ = ['DIGITS_TEST_SIZE', 'IMG_EXTS', 'DEFAULT_RESOLUTION', 'DATA_HOME', 'D
            'is_recognisable']
 
 # %% ../nbs/00_data.ipynb #99753284
-import os
+import os, sys
 from pathlib import Path
 import numpy as np
 import torch
@@ -110,8 +110,13 @@ def _open_rgb(path):
     except Exception as e: raise DataError(f"cannot read image {path}: {e}") from None
 
 def _image_ok(path):
+    "Whether `path` decodes: `verify` checks the structure (and a PNG's checksums), but a cut-off JPEG passes it."
     try:
         with Image.open(path) as im: im.verify()
+        # Decoding here, not in __getitem__, keeps bad files away from loader workers and makes `skipped` complete
+        # before training. Its cost: ~0.8 ms per 500×375 JPEG on one core (verify: 0.05 ms), ~2 min per start for
+        # ImageNet-100's 126k training images. A JPEG decodes at 1/8 scale (draft), which still reads all its data.
+        with Image.open(path) as im: im.draft("RGB", (1, 1)); im.load()
         return True
     except Exception: return False
 
@@ -150,6 +155,8 @@ class ImageFolderDataset(Dataset):
                 if bad and on_corrupt == "error": raise DataError(f"not an image file: {p}")
                 (self.skipped if bad else self.samples).append((p, label))
             if not any(l == label for _, l in self.samples): raise DataError(f"class folder has no readable images: {d / c}")
+        if self.skipped: print(f"data: skipped {len(self.skipped)} unreadable file(s) of {len(self.samples) + len(self.skipped)} "
+                               f"in {d} (on_corrupt=skip), the first {self.skipped[0][0]}", file=sys.stderr)
         self.root, self.split, self.resolution, self.hflip, self.channels = root, split, resolution, hflip, 3
     def __len__(self): return len(self.samples)
     def __getitem__(self, i):

@@ -1,10 +1,57 @@
-"""Image files that fool a quick check (issue 15, item 6): Pillow's own conversion clips 16- and 32-bit grey to white;
-every PIL mode must load with its real values in [-1, 1]."""
+"""Image files that fool a quick check (issue 15, items 5 and 6): a JPEG cut off mid-file passes `Image.verify`, and
+Pillow's own conversion clips 16- and 32-bit grey to white; every PIL mode must load with its real values in [-1, 1]."""
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from hw5_diffusion.data import ImageFolderDataset
+from torch.utils.data import DataLoader
+from conftest import run
+from hw5_diffusion.data import DataError, ImageFolderDataset
+
+
+def _folder(root, n=4):
+    "`root/train/{a,b}/k.jpg`: `n` good JPEGs per class, and in class b `cut.jpg`, whose scan data ends early."
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (root / "train" / c).mkdir(parents=True)
+        for k in range(n):
+            Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(root / "train" / c / f"{k}.jpg")
+    data, cut = (root / "train" / "b" / "0.jpg").read_bytes(), root / "train" / "b" / "cut.jpg"
+    cut.write_bytes(data[:len(data) * 2 // 3])  # the headers stay whole
+    with Image.open(cut) as im: im.verify()  # what the quick check at indexing passed
+    return root
+
+
+def test_cut_off_jpeg_is_skipped_counted_and_announced(tmp_path, capsys):
+    ds = ImageFolderDataset(_folder(tmp_path), resolution=16, on_corrupt="skip")
+    names = [p.name for p, _ in ds.samples]
+    assert "cut.jpg" not in names and len(ds) == 8
+    assert [p.name for p, _ in ds.skipped] == ["cut.jpg"]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "skipped 1" in err[0] and "cut.jpg" in err[0]
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_cut_off_jpeg_skipped_in_loader_workers(tmp_path, num_workers):
+    ds = ImageFolderDataset(_folder(tmp_path), resolution=16, on_corrupt="skip")
+    xs = [x for x, _ in DataLoader(ds, batch_size=3, num_workers=num_workers)]
+    assert torch.cat(xs).shape == (8, 3, 16, 16)
+
+
+def test_cut_off_jpeg_with_on_corrupt_error_is_one_data_error(tmp_path):
+    ds = ImageFolderDataset(_folder(tmp_path), resolution=16)
+    i = [p.name for p, _ in ds.samples].index("cut.jpg")
+    with pytest.raises(DataError, match=r"cannot read image .*cut\.jpg"): ds[i]
+
+
+def test_training_with_skip_and_workers_carries_on_past_a_cut_off_jpeg(tmp_path):
+    # 2 epochs of 9 images in batches of 4: with seed 0 the cut-off file is drawn (the run died there before the fix)
+    _folder(tmp_path / "data")
+    p = run(["hw5-train", "--data", tmp_path / "data", "--resolution", "16", "--out", tmp_path / "o", "--max-steps", "4",
+             "--batch-size", "4", "--sample-n", "0", "--set", "unet.ch=8", "--set", "on_corrupt=skip", "--set", "num_workers=2",
+             "--set", "eval_n=0", "--set", "preview_every=0", "--set", "tensorboard=false"], check=False)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "skipped 1" in p.stderr and "cut.jpg" in p.stderr
 
 
 # ---- item 6: every PIL mode by its real bit depth --------------------------------------------------------------------
