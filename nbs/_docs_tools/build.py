@@ -173,15 +173,16 @@ def py_entry(kind: str, name: str, f, sig, doc: str, options=(), extra=(), depth
     the parameter table of `f`, then `extra` (markdown, or nested entries one `depth` further in)."""
     from nbdev.doclinks import NbdevLookup
     fence = ":" * (4 - depth)  # an enclosing colon fence needs more colons than the ones inside it
-    sig_txt = "" if sig is None else " ".join(str(sig).split())
-    body = [NbdevLookup().link_line(doc) if doc else "", "" if sig is None else param_table(f, sig), *extra]
-    return "\n".join([f"{fence}{{py:{kind}}} {name}{sig_txt}", *options, "", "\n\n".join(b for b in body if b), fence])
+    body = [NbdevLookup().link_line(doc) if doc else "", param_table(f, sig), *extra]
+    return "\n".join([f"{fence}{{py:{kind}}} {name}{' '.join(str(sig).split())}", *options, "", "\n\n".join(b for b in body if b), fence])
 
 
-def _signature(f, bound: bool = False):
-    "The signature of `f`, less its first parameter when `bound` (`self`, `cls`); None when it has none (builtins)."
-    try: sig = inspect.signature(f)
-    except ValueError: return None
+def _signature(f, bound: bool = False) -> inspect.Signature:
+    "The signature of `f` (of a class: its constructor's), less its first parameter when `bound` (`self`, `cls`)."
+    if inspect.isclass(f):
+        try: return inspect.signature(f)
+        except ValueError: f, bound = f.__init__, True  # a builtin's constructor (an exception's): `(self, /, *args, **kwargs)`
+    sig = inspect.signature(f)
     return sig.replace(parameters=list(sig.parameters.values())[1:]) if bound else sig
 
 
