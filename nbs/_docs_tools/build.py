@@ -5,7 +5,9 @@ a `show_doc` entry with signature and docstring for every exported function and 
 which renders them for `nbdev_docs`, cannot be installed from a package registry, so Sphinx with MyST-NB
 renders the processed notebooks instead: it shows the outputs stored in the notebooks without running them,
 parses `$...$` math and the `show_doc` markdown, and has offline search. MathJax is served from the site
-itself (the `sphinx-mathjax-offline` package), so no page loads anything from the internet.
+itself (the `sphinx-mathjax-offline` package), so no page loads anything from the internet. The API reference
+is written here as Sphinx Python-domain entries, one per exported function, class and documented method of the
+modules the notebooks export (`#| default_exp`), so `objects.inv` and the site search know each of them.
 
 Usage: python nbs/_docs_tools/build.py   (from anywhere inside the repository)"""
 import importlib, inspect, json, re, shutil, sys, time
