@@ -148,30 +148,81 @@ def test_hidden_cells_stay_hidden(site):
                 if body and len(body[0]) > 25: assert re.sub(r"\s+", " ", body[0].strip()) not in t, (page, body[0])
 
 
+def exported(m) -> list:
+    "The functions and classes in a module's `__all__`: what its chapter and the API reference document."
+    return [n for n in m.__all__ if inspect.isfunction(getattr(m, n)) or inspect.isclass(getattr(m, n))]
+
+
+def _api_entry(api: str, full_name: str) -> str:
+    "The HTML of the Python-domain entry `full_name` on the API page up to the next entry (a class: to its first method)."
+    m = re.search(rf'<dt class="sig sig-object py" id="{re.escape(full_name)}">.*?(?=<dt class="sig sig-object py"|</section>)', api, re.S)
+    return m[0] if m else ""
+
+
 def test_api_entries_for_every_exported_function_and_class(site):
-    "Each chapter page and the API reference show every exported function and class: signature and docstring."
+    """Each chapter page shows every exported function and class (nbdev's show_doc: signature and docstring); the
+    API reference has a Python-domain entry for each: signature, docstring, parameter table, link to the chapter."""
     api = (site / "api.html").read_text()
-    api_ids, api_text = _Html(api).ids, _text(api)
     n = 0
     for _, page, mod, _ in notebook_pages(ROOT / "nbs"):
         if not mod: continue
         m = importlib.import_module(f"hw5_diffusion.{mod}")
         h = (site / page).read_text(); ids, text = _Html(h).ids, _text(h)
         src = inspect.getsource(m)
-        for name in m.__all__:
+        for name in exported(m):
             obj = getattr(m, name)
-            if not (inspect.isfunction(obj) or inspect.isclass(obj)): continue
             doc = _bare((inspect.getdoc(obj) or "").split("\n\n")[0])[:40]
             # nbdev documents what `def`/`class` define in exported cells; the API page lists namedtuples too
             defined = re.search(rf"^(def|class) {name}\b", src, re.M)
             if not defined: doc = ""  # a namedtuple's docstring is generated, and show_doc leaves it out
-            for where, i, t in ((page, ids, text), ("api.html", api_ids, api_text)):
-                if where == page and not defined: continue
-                assert name.lower() in i, f"{where}: no show_doc entry (anchor #{name.lower()}) for {mod}.{name}"
-                assert f"def{name}(" in re.sub(r"\s", "", t), f"{where}: no signature for {mod}.{name}"
-                assert not doc or doc in _bare(t), f"{where}: no docstring for {mod}.{name}: {doc!r}"
+            if defined:
+                assert name.lower() in ids, f"{page}: no show_doc entry (anchor #{name.lower()}) for {mod}.{name}"
+                assert f"def{name}(" in re.sub(r"\s", "", text), f"{page}: no signature for {mod}.{name}"
+                assert not doc or doc in _bare(text), f"{page}: no docstring for {mod}.{name}: {doc!r}"
+            entry = _api_entry(api, f"{m.__name__}.{name}")
+            assert entry, f"api.html: no Python-domain entry #{m.__name__}.{name}"
+            t = _text(entry)
+            # Sphinx leaves the brackets off a class whose constructor takes no arguments
+            assert re.match(rf"(class)?{name}(\(|\[source\])", re.sub(r"\s", "", t)), f"api.html: no signature for {mod}.{name}"
+            assert not doc or doc in _bare(t), f"api.html: no docstring for {mod}.{name}: {doc!r}"
+            assert f'href="{page}' in entry and "explained in" in t, f"api.html: {mod}.{name} does not link to {page}"
+            params = [p for p in inspect.signature(obj).parameters if p != "self"] if inspect.isfunction(obj) else []
+            assert all(f"<code" in entry and f">{p}<" in entry for p in params), f"api.html: no parameter table for {name}"
             n += 1
     assert n >= 10, n
+
+
+def test_entries_follow_the_source(site):
+    """Chapter pages and the API reference list a module's functions and classes in the order the source defines
+    them (nbdev inserts the show_doc entries of one cell reversed; build.py puts them back)."""
+    api = (site / "api.html").read_text()
+    for _, page, mod, _ in notebook_pages(ROOT / "nbs"):
+        if not mod: continue
+        m = importlib.import_module(f"hw5_diffusion.{mod}")
+        defined = [n for n in exported(m) if getattr(m, n).__module__ == m.__name__ and re.search(
+            rf"^(def|class) {n}\b", inspect.getsource(m), re.M)]
+        defined.sort(key=lambda n: inspect.getsourcelines(getattr(m, n))[1])
+        for where, h, ids in ((page, (site / page).read_text(), [n.lower() for n in defined]),
+                              ("api.html", api, [f"{m.__name__}.{n}" for n in defined])):
+            at = [h.find(f'id="{i}"') for i in ids]
+            assert -1 not in at and at == sorted(at), f"{where}: {mod} not in source order: {[n for _, n in sorted(zip(at, defined))]}"
+
+
+def test_objects_inventory_lists_the_api(site):
+    "objects.inv (what intersphinx reads) has a py:function or py:class entry for each exported function and class."
+    p = run([sys.executable, "-m", "sphinx.ext.intersphinx", site / "objects.inv"], cwd=ROOT)
+    inv, kind = {}, None
+    for line in p.stdout.splitlines():
+        if not line.startswith(" "): kind = line.strip(); continue
+        name, _, uri = line.strip().rpartition(": ")
+        inv[(kind, name.split()[0])] = uri.strip()
+    for _, _, mod, _ in notebook_pages(ROOT / "nbs"):
+        if not mod: continue
+        m = importlib.import_module(f"hw5_diffusion.{mod}")
+        assert inv.get(("py:module", m.__name__)), f"objects.inv: no py:module {m.__name__}"
+        for name in exported(m)[::3]:  # a sample of each module's exports, first included
+            kind = "py:class" if inspect.isclass(getattr(m, name)) else "py:function"
+            assert inv.get((kind, f"{m.__name__}.{name}")) == f"api.html#{m.__name__}.{name}", (kind, m.__name__, name)
 
 
 def test_results_tables_are_included(site):
@@ -290,6 +341,37 @@ def test_search_finds_a_function(site):
         hits = page.eval_on_selector_all("#search-results ul.search li a", "as => as.map(a => a.getAttribute('href'))")
         browser.close()
     assert any(h.startswith("forward.html") for h in hits), hits
+
+
+@needs_chromium
+def test_search_lands_on_an_api_entry(site):
+    "A reader types a method's name into the search box: the first hit is its API entry, with its parameter table."
+    from playwright.sync_api import sync_playwright
+    with _Server(site) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(base + "index.html")
+        page.fill("input.sidebar-search", "q_sample"); page.keyboard.press("Enter")
+        first = page.wait_for_selector("#search-results ul.search li a", timeout=30000)
+        href = first.get_attribute("href")
+        first.click(); page.wait_for_load_state("load")
+        target = page.evaluate("() => decodeURIComponent(location.hash.slice(1))")
+        # furo scrolls smoothly: wait until the entry has come into view
+        page.wait_for_function("""id => { const r = document.getElementById(id).getBoundingClientRect();
+                                          return r.top >= 0 && r.bottom <= innerHeight; }""", arg=target, timeout=10000)
+        entry = page.evaluate("""id => { const dt = document.getElementById(id), r = dt.getBoundingClientRect();
+          const table = dt.parentElement.querySelector(':scope > dd > table, :scope > dd > div > table');
+          return {page: location.pathname, top: r.top, bottom: r.bottom, height: innerHeight, sig: dt.textContent,
+                  head: table && Array.from(table.querySelectorAll('th')).map(th => th.textContent.trim()),
+                  rows: table && Array.from(table.querySelectorAll('tbody tr td:first-child')).map(td => td.textContent.trim())};
+        }""", target)
+        browser.close()
+    assert href.startswith("api.html#") and target.endswith(".q_sample"), (href, target)
+    mod, cls, meth = target.rsplit(".", 2)
+    obj = getattr(getattr(importlib.import_module(mod), cls), meth)
+    assert entry["page"].endswith("/api.html") and 0 <= entry["top"] < entry["bottom"] <= entry["height"], entry
+    assert "q_sample(" in entry["sig"] and entry["head"][:3] == ["Parameter", "Type", "Default"], entry
+    assert entry["rows"] == [p for p in inspect.signature(obj).parameters if p != "self"], entry
 
 
 # ---------------------------------------------------------------- `make figures`, shown on one chapter

@@ -5,10 +5,12 @@ a `show_doc` entry with signature and docstring for every exported function and 
 which renders them for `nbdev_docs`, cannot be installed from a package registry, so Sphinx with MyST-NB
 renders the processed notebooks instead: it shows the outputs stored in the notebooks without running them,
 parses `$...$` math and the `show_doc` markdown, and has offline search. MathJax is served from the site
-itself (the `sphinx-mathjax-offline` package), so no page loads anything from the internet.
+itself (the `sphinx-mathjax-offline` package), so no page loads anything from the internet. The API reference
+is written here as Sphinx Python-domain entries, one per exported function, class and documented method of the
+modules the notebooks export (`#| default_exp`), so `objects.inv` and the site search know each of them.
 
 Usage: python nbs/_docs_tools/build.py   (from anywhere inside the repository)"""
-import json, re, shutil, sys, time
+import importlib, inspect, json, re, shutil, sys, time
 from pathlib import Path
 import yaml
 from nbdev.config import get_config
@@ -17,6 +19,7 @@ HERE = Path(__file__).resolve().parent
 # cell options: Quarto's (`#| echo: false`, left in the processed notebooks by nbdev) and nbdev's (`#| hide`)
 _OPT = re.compile(r"^#\|\s*([\w-]+)\s*:?\s*(.*?)\s*$")
 _SRC_LINK = re.compile(r"\[source\]\((?P<url>[^)\s]+)\)\{[^}]*\}")
+_LINE = re.compile(r"#L(\d+)$")
 _CALLOUT = re.compile(r"^:::\s*\{\.callout-(note|tip|warning|important|caution)[^}]*\}\s*$", re.M)
 
 
@@ -76,10 +79,29 @@ def frontmatter(nb: dict) -> dict:
     return {}
 
 
+def defined_at(cell: dict):
+    "(source file, line) of the object a `show_doc` cell documents, read from its source link; None for other cells."
+    for o in cell.get("outputs", []):
+        if (m := _SRC_LINK.search("".join(o.get("data", {}).get("text/markdown", "")))) and (l := _LINE.search(m["url"])):
+            return m["url"][:l.start()], int(l[1])
+
+
+def in_source_order(cells: list) -> list:
+    """nbdev's `add_show_docs` inserts the `show_doc` cells of an exported cell one at a time right after it, each
+    in front of the one before, so a cell's entries come out reversed: sort each run of them back into source order."""
+    out, run = [], []
+    for c in [*cells, None]:
+        if c is not None and (at := defined_at(c)): run.append((at, c)); continue
+        out += [c for _, c in sorted(run, key=lambda o: o[0])]; run = []
+        if c is not None: out.append(c)
+    return out
+
+
 def convert(nb: dict) -> tuple:
     """A processed notebook as MyST-NB reads it: title cell, Quarto cell options as MyST-NB tags.
     Returns (front matter, notebook, the names that have a `show_doc` entry)."""
     fm, cells, shown = frontmatter(nb), [], set()
+    nb = dict(nb, cells=in_source_order(nb["cells"]))
     title = fm.get("title")
     if title:
         desc = f"\n\n> {fm['description'].strip()}" if fm.get("description") else ""
@@ -111,17 +133,79 @@ def convert(nb: dict) -> tuple:
     return fm, {"cells": cells, "metadata": meta, "nbformat": 4, "nbformat_minor": 4}, shown
 
 
+def default_exp(nb: Path):
+    "The module a notebook exports to (its `#| default_exp`), as `nbdev_export` reads it; None for a notebook without."
+    from execnb.nbio import read_nb
+    from nbdev.process import extract_directives
+    for c in read_nb(nb).cells:
+        if c.cell_type == "code" and (d := extract_directives(c, remove=False).get("default_exp")): return d[0]
+
+
 def module_pages(pages: list) -> list:
     "(module name, docname, title, names with a show_doc entry) for every chapter that exports a module, in order."
-    cfg = get_config()
-    return [(f"{cfg.lib_name}.{fm['output-file'].rsplit('.', 1)[0]}", doc, fm.get("title", doc), sorted(shown))
-            for doc, fm, shown in pages if fm.get("output-file") and doc != "index"]
+    lib = get_config().lib_name
+    return [(f"{lib}.{mod}", doc, fm.get("title", doc), sorted(shown)) for doc, fm, shown, mod in pages if mod]
+
+
+def _code(v: str) -> str:
+    "`v` as inline code in a markdown table cell."
+    return f"`{v}`".replace("|", "\\|")
+
+
+def param_table(f, sig: inspect.Signature) -> str:
+    "The parameters of `sig` (and its return value, when annotated or commented) as a markdown table."
+    from fastcore.docments import docments
+    try: notes = docments(f, full=True)
+    except (OSError, TypeError): notes = {}  # no source to read comments from: a namedtuple, an inherited constructor
+    note = lambda n: (notes.get(n, {}).get("docment") or "").replace("|", "\\|").replace("\n", " ")
+    rows = [(_code({p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "") + p.name),
+             "" if p.annotation is p.empty else _code(inspect.formatannotation(p.annotation)),
+             "" if p.default is p.empty else _code(repr(p.default)), note(p.name)) for p in sig.parameters.values()]
+    if sig.return_annotation is not sig.empty or note("return"):
+        ret = sig.return_annotation
+        rows.append(("**returns**", "" if ret is sig.empty else _code(inspect.formatannotation(ret)), "", note("return")))
+    if not rows: return ""
+    cols = 4 if any(r[3] for r in rows) else 3  # a Details column only where a parameter has a comment
+    head = ["Parameter", "Type", "Default", "Details"][:cols]
+    return "\n".join("| " + " | ".join(r[:cols]) + " |" for r in [head, ["---"] * cols, *rows])
+
+
+def py_entry(kind: str, name: str, f, sig, doc: str, options=(), extra=(), depth: int = 0) -> str:
+    """A Sphinx Python-domain entry in MyST: `kind` (function, class, method) `name` with `sig`, the docstring `doc`,
+    the parameter table of `f`, then `extra` (markdown, or nested entries one `depth` further in)."""
+    from nbdev.doclinks import NbdevLookup
+    fence = ":" * (4 - depth)  # an enclosing colon fence needs more colons than the ones inside it
+    body = [NbdevLookup().link_line(doc) if doc else "", param_table(f, sig), *extra]
+    return "\n".join([f"{fence}{{py:{kind}}} {name}{' '.join(str(sig).split())}", *options, "", "\n\n".join(b for b in body if b), fence])
+
+
+def _signature(f, bound: bool = False) -> inspect.Signature:
+    "The signature of `f` (of a class: its constructor's), less its first parameter when `bound` (`self`, `cls`)."
+    if inspect.isclass(f):
+        try: return inspect.signature(f)
+        except ValueError: f, bound = f.__init__, True  # a builtin's constructor (an exception's): `(self, /, *args, **kwargs)`
+    sig = inspect.signature(f)
+    return sig.replace(parameters=list(sig.parameters.values())[1:]) if bound else sig
+
+
+def api_entry(obj, name: str, explained) -> str:
+    """The entry of an exported function or class (with its documented public methods, as the class defines or patches
+    them); `explained(*names)` links to the chapter, at the entry of the first of `names` it has."""
+    doc = inspect.cleandoc(obj.__doc__ or "")  # not getdoc: a class without a docstring would show its base's
+    if not inspect.isclass(obj): return py_entry("function", name, obj, _signature(obj), doc, extra=[explained(name)])
+    methods = []
+    for meth, v in vars(obj).items():
+        f = getattr(v, "__func__", v)
+        if meth.startswith("_") or not inspect.isfunction(f) or not f.__doc__: continue
+        kind = {staticmethod: [":staticmethod:"], classmethod: [":classmethod:"]}.get(type(v), [])
+        methods.append(py_entry("method", meth, f, _signature(f, bound=not isinstance(v, staticmethod)),
+                                inspect.cleandoc(f.__doc__), kind, [explained(f"{name}.{meth}", name)], depth=1))
+    return py_entry("class", name, obj, _signature(obj), doc, extra=[explained(name), *methods])
 
 
 def api_page(mods: list) -> str:
-    "The API reference: `show_doc` of every exported function and class (and their public methods), by module."
-    import importlib, inspect
-    from nbdev.showdoc import show_doc
+    """The API reference: a Sphinx Python-domain entry (signature, docstring, parameter table, a link to the chapter)
+    for every exported function and class and their public methods, by module in chapter order, in source order."""
     cfg = get_config()
     host = f"{cfg.doc_host}{cfg.doc_baseurl}/"
     out = ["# API reference", "",
@@ -129,19 +213,14 @@ def api_page(mods: list) -> str:
            "chapter that explains it."]
     for mod, doc, title, shown in mods:
         m = importlib.import_module(mod)
-        out += ["", f"## `{mod}`", "", f"From the chapter [{title}]({host}{doc}.html)."]
-        for name in getattr(m, "__all__", []):
+        def explained(*names):
+            anchor = next((f"#{anchor_id(n)}" for n in names if n in shown), "")
+            return f"[explained in {title}]({host}{doc}.html{anchor})"
+        out += ["", f"## `{mod}`", "", f":::{{py:module}} {mod}\n:::", "", f"From the chapter [{title}]({host}{doc}.html)."]
+        for name in getattr(m, "__all__", []):  # nbdev writes `__all__` in the order the notebook defines them
             obj = getattr(m, name)
             if not (inspect.isfunction(obj) or inspect.isclass(obj)): continue
-            out += ["", showdoc_markdown(show_doc(obj, name=name)._repr_markdown_())]
-            anchor = f"#{anchor_id(name)}" if name in shown else ""
-            out += ["", f"[explained in {title}]({host}{doc}.html{anchor})"]
-            if inspect.isclass(obj):  # its documented public methods, as the class defines (or patches) them
-                for meth, f in vars(obj).items():
-                    f = getattr(f, "__func__", f)
-                    if meth.startswith("_") or not inspect.isfunction(f) or not f.__doc__: continue
-                    md = show_doc(getattr(obj, meth), name=f"{name}.{meth}", title_level=4)._repr_markdown_()
-                    out += ["", showdoc_markdown(md)]
+            out += ["", api_entry(obj, name, explained)]
     return "\n".join(out) + "\n"
 
 
@@ -193,7 +272,7 @@ def build(out: Path = None, n_workers: int = 2, quiet: bool = False) -> Path:
         if not name.endswith(".ipynb"): continue
         fm, nb, shown = convert(json.loads((proc / name).read_text(encoding="utf-8")))
         doc = "index" if Path(name).stem == Path(cfg.readme_nb).stem else Path(fm.get("output-file", name)).stem
-        pages.append((doc, fm, shown))
+        pages.append((doc, fm, shown, default_exp(nbs / name)))
         if doc == "index": index_nb = nb
         else: (src / f"{doc}.ipynb").write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding="utf-8")
     toc = [doc for doc, *_ in pages if doc != "index"]
