@@ -524,9 +524,9 @@ class Trainer:
 
     def loss(self, model, x0, y, t, noise, weights=None):
         "L_simple; for a learned variance L_simple + λ·L_vlb, its per-image values weighted by `weights` when t was importance-sampled."
-        if not self.learned_variance: return ddpm_loss(model, self.schedule, x0, y, t=t, noise=noise)
+        if not self.learned_variance: return ddpm_loss(model, self.schedule, x0, y, t=t, noise=noise, prediction_type=self.scheduler.config["prediction_type"])
         self._per_image = hybrid_loss(model, self.schedule, x0, y, t=t, noise=noise, variance_type=self.scheduler.config["variance_type"],
-                                      vlb_weight=self.config.vlb_weight, reduce=False)
+                                      vlb_weight=self.config.vlb_weight, reduce=False, prediction_type=self.scheduler.config["prediction_type"])
         return (self._per_image * weights).mean() if weights is not None else self._per_image.mean()
 
     def train_step(self, batches):
