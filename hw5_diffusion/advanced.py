@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from .forward import NoiseSchedule, extract
-from .ddpm import LEARNED_VARIANCE, split_variance, model_log_variance
+from .ddpm import LEARNED_VARIANCE, split_variance, model_log_variance, prediction_target
 from .training import TrainConfig
 
 # %% ../nbs/10_advanced.ipynb #371e7255
@@ -41,14 +41,18 @@ def vlb_terms(schedule:NoiseSchedule, x0, xt, t, eps, v, variance_type:str="lear
     return torch.where(torch.as_tensor(t, device=x0.device) == 0, nll, kl)
 
 def hybrid_loss(model, schedule:NoiseSchedule, x0, y=None, generator=None, t=None, noise=None,
-                variance_type:str="learned_range", vlb_weight:float=0.001, reduce:bool=True):
-    "L_simple + λ·L_vlb (Improved DDPM): the model outputs ε and v; L_vlb sees the mean detached, so it trains only the variance."
+                variance_type:str="learned_range", vlb_weight:float=0.001, reduce:bool=True, prediction_type:str="epsilon"):
+    "L_simple + λ·L_vlb (Improved DDPM): the model outputs a mean (ε, x_0 or v: `prediction_type`) and v; L_vlb sees the mean detached, so it trains only the variance."
     if t is None: t = torch.randint(0, schedule.num_train_timesteps, (x0.shape[0],), device=x0.device, generator=generator)
     if noise is None: noise = torch.randn(x0.shape, device=x0.device, generator=generator)
+    target = prediction_target(schedule, x0, t, noise, prediction_type)
     xt = schedule.q_sample(x0, t, noise)
-    eps, v = split_variance(model(xt, t, y), x0)
-    if v is None: raise ValueError(f"the hybrid loss needs a model with 2×{x0.shape[1]} output channels (ε and v), got {eps.shape[1]}")
-    simple = (eps - noise).square().flatten(1).mean(1)
+    out, v = split_variance(model(xt, t, y), x0)
+    if v is None: raise ValueError(f"the hybrid loss needs a model with 2×{x0.shape[1]} output channels (mean and v), got {out.shape[1]}")
+    simple = (out - target).square().flatten(1).mean(1)
+    # the ε that the output implies (x_t = a·x_0 + b·ε, v = a·ε − b·x_0, a² + b² = 1): L_vlb's mean is the sampler's
+    a, b = extract(schedule.sqrt_alpha_bar, t, xt.shape), extract(schedule.sqrt_one_minus_alpha_bar, t, xt.shape)
+    eps = {"epsilon": out, "sample": (xt - a * out) / b, "v_prediction": a * out + b * xt}[prediction_type]
     # L_vlb = Σ_t L_t ≈ T·L_t at a uniform t; λ·T = 1 at T = 1000, improved-diffusion's weighting
     loss = simple + vlb_weight * schedule.num_train_timesteps * vlb_terms(schedule, x0, xt, t, eps.detach(), v, variance_type)
     return loss.mean() if reduce else loss
@@ -86,11 +90,11 @@ class LossSecondMomentSampler:
 # %% ../nbs/10_advanced.ipynb #174859a8
 def training_parts(c:TrainConfig, num_train_timesteps:int=None) -> dict:
     "What `Trainer` is handed for `c`'s advanced options: the hybrid loss for a learned variance, importance sampling of t."
-    vt = c.scheduler.get("variance_type")
+    vt, pt = c.scheduler.get("variance_type"), c.scheduler.get("prediction_type", "epsilon")
     parts = {}
     if vt in LEARNED_VARIANCE:
         parts["objective"] = lambda model, schedule, x0, y, t, noise: hybrid_loss(
-            model, schedule, x0, y, t=t, noise=noise, variance_type=vt, vlb_weight=c.vlb_weight, reduce=False)
+            model, schedule, x0, y, t=t, noise=noise, variance_type=vt, vlb_weight=c.vlb_weight, reduce=False, prediction_type=pt)
     if c.importance_sampling:
         parts["timestep_sampler"] = LossSecondMomentSampler(num_train_timesteps or c.scheduler.get("num_train_timesteps", 1000))
     return parts

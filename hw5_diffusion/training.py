@@ -13,6 +13,7 @@ __all__ = ['PRESETS', 'STATE_FILES', 'RESUME_MAY_CHANGE', 'ConfigError', 'Traini
 # %% ../nbs/06_training.ipynb #4364be4c
 import copy, importlib.util, json, math, os, random, shutil, signal, sys, threading, time, typing
 from contextlib import contextmanager
+from functools import partial
 from dataclasses import dataclass, field, asdict, fields, replace
 from pathlib import Path
 import numpy as np
@@ -461,7 +462,8 @@ class Trainer:
         model = model if model is not None else build_unet(c, self.sample_shape[0], self.sample_shape[-1], self.num_classes)
         self.noise_scheduler = DDPMScheduler(**{**({"clip_sample": False} if self.vae else {}), **c.scheduler})  # latents are not in [-1, 1]
         self.noise_schedule = (noise_schedule or self.noise_scheduler.schedule).to(acc.device)
-        self.objective, self.timestep_sampler = objective or ddpm_loss, timestep_sampler
+        self.objective = objective or partial(ddpm_loss, prediction_type=self.noise_scheduler.config["prediction_type"])
+        self.timestep_sampler = timestep_sampler
         # a learned variance and importance sampling of t come with the advanced chapter's objective and sampler
         if self.noise_scheduler.config["variance_type"] in LEARNED_VARIANCE and objective is None:
             raise ConfigError(f"variance_type={self.noise_scheduler.config['variance_type']} trains with the hybrid loss: pass "
