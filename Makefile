@@ -24,11 +24,12 @@ demo: install
 tables: install
 	$(BIN)/hw5-tables --preset digits --out results
 
-## All tests: library == notebooks, clean notebooks, every notebook under nbdev_test, pytest, the docs site.
+## All tests: every notebook run top to bottom in a kernel, pytest (library == notebooks, clean notebooks, ...), the docs site.
 test: install test-nbs test-py test-docs
 
+## Run All on every notebook (IN_TEST=1, every cell, nbdev_test's skipped ones too), then a clean working tree.
 test-nbs: install
-	cd nbs && $(NB_ENV) ../$(BIN)/nbdev_test --n_workers 2 --do_print
+	$(NB_ENV) $(PY) tests/run_notebooks.py --workers 2
 
 test-py: install
 	$(BIN)/pytest -q tests --ignore=tests/test_docs.py

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler as DiffusersDDPM
 from conftest import run
 from hw5_diffusion.forward import NoiseSchedule
-from hw5_diffusion.ddpm import ddpm_loss, prediction_target, load_checkpoint, generate, DDPMScheduler, PREDICTION_TYPES
+from hw5_diffusion.ddpm import ddpm_loss, prediction_target, generate, DDPMScheduler, PREDICTION_TYPES
+from hw5_diffusion.checkpoints import load_checkpoint
 from hw5_diffusion.advanced import hybrid_loss
 from hw5_diffusion.evaluation import fidelity_metrics, reference_dataset
 
