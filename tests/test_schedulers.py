@@ -155,14 +155,22 @@ def tiny_diffusers_unet():
 @pytest.mark.parametrize("ours,pipeline,kw", [(DDPMScheduler, diffusers.DDPMPipeline, {}),
                                               (DDIMScheduler, diffusers.DDIMPipeline, {"eta": 0.5})])
 def test_our_schedulers_drive_a_diffusers_unet(ours, pipeline, kw):
-    "Our generate + our scheduler on a diffusers UNet2DModel = diffusers' own pipeline with its scheduler."
-    unet = tiny_diffusers_unet()
-    theirs = getattr(diffusers, ours.__name__)()
-    pipe = pipeline(unet=unet, scheduler=theirs); pipe.set_progress_bar_config(disable=True)
-    ref = pipe(batch_size=3, generator=torch.Generator().manual_seed(7), num_inference_steps=25, output_type="pt", **kw).images
-    x = generate(unet, ours(), 3, steps=25, seed=7, progress=False, **kw)
-    assert x.shape == (3, 1, 8, 8) and ref.shape == (3, 1, 8, 8)
-    assert rel_err((x / 2 + 0.5).clamp(0, 1), ref) <= 1e-5
+    """Our generate + our scheduler on a diffusers UNet2DModel = diffusers' own pipeline with its scheduler.
+    Compared in float64 (U-Net, noise, both schedules' ᾱ): in float32 the two loops differ by ~1e-6..1e-5 of the range,
+    rounding that 25 U-Net evaluations amplify by an amount that depends on the CPU and thread count (1.02e-5 on an
+    AVX-512 Xeon with 2 threads), so no float32 bound follows from the arithmetic. In float64 they agree to ~1e-14
+    on every machine; 1e-10 leaves 10⁴ of headroom and still fails any float32-sized or formula difference."""
+    unet = tiny_diffusers_unet().double()
+    pipe = pipeline(unet=unet, scheduler=getattr(diffusers, ours.__name__)()); pipe.set_progress_bar_config(disable=True)
+    exact_alphas(pipe.scheduler)  # the pipeline's own copy: DDIMPipeline rebuilds its scheduler from the config
+    dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # our generate draws its noise in the default dtype, the pipeline in the U-Net's
+    try:
+        ref = pipe(batch_size=3, generator=torch.Generator().manual_seed(7), num_inference_steps=25, output_type="pt", **kw).images
+        x = generate(unet, ours(), 3, steps=25, seed=7, progress=False, **kw)
+    finally: torch.set_default_dtype(dtype)
+    assert x.shape == (3, 1, 8, 8) and ref.shape == (3, 1, 8, 8) and x.dtype == ref.dtype == torch.float64
+    assert rel_err((x / 2 + 0.5).clamp(0, 1), ref) <= 1e-10
 
 
 @pytest.mark.parametrize("name,kw", [("DDPMScheduler", {}), ("DDIMScheduler", {"eta": 0.0}), ("DDIMScheduler", {"eta": 1.0})])
