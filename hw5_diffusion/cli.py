@@ -33,7 +33,11 @@ class CLIError(Exception):
     "Bad command-line input: printed as one line, exit code 2."
 
 class CLIParser(argparse.ArgumentParser):
-    "argparse with one-line errors: `error` raises `CLIError` instead of printing usage and exiting."
+    "argparse with one-line errors (`error` raises `CLIError`), `--version`, and worked `examples` at the end of `--help`."
+    def __init__(self, prog:str, description:str, examples=()):
+        epilog = "examples:\n" + "\n".join(f"  {cmd}\n      {what}" for cmd, what in examples) if examples else None
+        super().__init__(prog=prog, description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+        self.add_argument("--version", action="version", version=f"%(prog)s {hw5_diffusion.__version__}")
     def error(self, message): raise CLIError(message)
 
 def positive_int(s:str) -> int:
@@ -74,7 +78,11 @@ def samples_fid(images) -> tuple:
 
 # %% ../nbs/11_cli.ipynb #1685bb62
 def train_parser():
-    p = CLIParser(prog="hw5-train", description="Train a DDPM (L_simple) with the training engine and write a run folder.")
+    p = CLIParser(prog="hw5-train", description="Train a DDPM (L_simple) with the training engine and write a run folder.", examples=[
+        ("hw5-train --out runs/digits", "the digits demo on the CPU: 600 steps, a few minutes; samples.png at the end"),
+        ("hw5-train --out runs/digits --resume latest", "continue an interrupted run from its newest checkpoint, exactly where it stopped"),
+        ("hw5-train --cfg --out runs/cfg-digits", "class-conditional with 10% label dropout, for classifier-free guidance"),
+        ("hw5-train --preset imagenet100-pixel --data /data/imagenet100 --out runs/in100", "the HW5 run at 128² (a GPU; ROOT/train/<class>/*.JPEG)")])
     p.add_argument("--out", required=True, help="run folder (checkpoints/, the newest model.safetensors + config.json, metrics.jsonl, tb/, loss.png, samples.png)")
     p.add_argument("--preset", help=f"named configuration: {', '.join(PRESETS)} (default: digits for --data digits, else the seed's recipe)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field, e.g. --set ema_decay=0.999 --set unet.ch=64 (repeatable)")
@@ -181,7 +189,10 @@ def sample_images(model, scheduler, n:int, steps:int=None, eta:float=None, seed:
     return torch.cat(xs), time.perf_counter() - t0
 
 def sample_parser():
-    p = CLIParser(prog="hw5-sample", description="Sample images from a checkpoint folder written by hw5-train.")
+    p = CLIParser(prog="hw5-sample", description="Sample images from a checkpoint folder written by hw5-train.", examples=[
+        ("hw5-sample --ckpt runs/digits --n 64 --out runs/digits/samples", "64 images by the ancestral sampler, all T steps"),
+        ("hw5-sample --ckpt runs/digits --n 64 --sampler ddim --steps 50 --out runs/digits/ddim", "DDIM, 20× fewer steps (η = 0: deterministic)"),
+        ("hw5-sample --ckpt runs/cfg-digits --guidance 2 --sampler ddim --out runs/cfg-digits/w2", "guided (w = 2), one class per column of grid.png")])
     p.add_argument("--ckpt", required=True, help="checkpoint folder (model.safetensors + config.json)")
     p.add_argument("--n", type=positive_int, default=16, help="number of images")
     p.add_argument("--out", required=True, help="folder for the PNGs and grid.png")
@@ -348,7 +359,11 @@ def plot_guidance(records, path) -> Path:
 
 # %% ../nbs/11_cli.ipynb #e4ecf87d
 def eval_parser():
-    p = CLIParser(prog="hw5-eval", description="Sample from a checkpoint and measure FID, IS and KID against a reference set.")
+    p = CLIParser(prog="hw5-eval", description="Sample from a checkpoint and measure FID, IS and KID against a reference set.", examples=[
+        ("hw5-eval --ckpt runs/digits --n 1000 --out runs/digits/eval", "digits-FID/IS/KID against the digits test split (offline)"),
+        ("hw5-eval --ckpt runs/digits --sampler ddim --steps 50 --out runs/digits/eval-ddim", "the same with DDIM in 50 steps"),
+        ("hw5-eval --ckpt runs/cfg-digits --sampler ddim --guidance 0 1.5 2 3 --out runs/cfg-digits/eval", "one row per guidance weight, with class accuracy and diversity"),
+        ("hw5-eval --ckpt runs/in100 --ref /data/imagenet100 --n 5000 --out runs/in100/eval", "Inception FID/IS against ImageNet-100's val/ (a GPU)")])
     p.add_argument("--ckpt", required=True, help="checkpoint folder (model.safetensors + config.json)")
     p.add_argument("--out", required=True, help="folder for metrics.json, row.md and samples/")
     p.add_argument("--n", type=positive_int, help="generated images (default: 1000 for digits checkpoints, else 5000)")

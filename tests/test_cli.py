@@ -102,3 +102,19 @@ def test_train_reports_the_samples_digits_fid_beside_the_real_floor(tmp_path):
     line = next(l for l in p.stderr.splitlines() if "digits-FID of the 16 images in samples.png" in l)
     fid, floor = (float(v) for v in re.findall(r": (\d+\.\d)", line))
     assert fid > 3 * floor, line
+
+
+@pytest.mark.parametrize("main", ["hw5_diffusion.cli:train_main", "hw5_diffusion.cli:sample_main", "hw5_diffusion.cli:eval_main",
+                                  "hw5_diffusion.results:tables_main"])
+def test_help_ends_with_worked_examples_and_version_is_there(main, capsys):
+    import importlib, hw5_diffusion
+    mod, fn = main.split(":")
+    f = getattr(importlib.import_module(mod), fn)
+    for flag in ("--help", "--version"):
+        with pytest.raises(SystemExit) as e: f([flag])
+        assert e.value.code == 0
+    out = capsys.readouterr().out
+    examples = out.split("examples:\n")[1].split(hw5_diffusion.__version__)[0]
+    cmds = [l.strip() for l in examples.splitlines() if l.startswith("  hw5-")]
+    assert 2 <= len(cmds) <= 4 and all(c.split()[0] == out.split("usage: ")[1].split()[0] for c in cmds)
+    assert out.rstrip().endswith(hw5_diffusion.__version__)
