@@ -94,8 +94,9 @@ def train_parser():
     p.add_argument("--seed", type=int)
     p.add_argument("--download", action="store_true", help="download cifar10/mnist if they are missing")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (under accelerate launch/torchrun: auto)")
-    p.add_argument("--sample-n", type=int, help="samples in samples.png at the end (0: none; default 64)")
-    p.add_argument("--sample-steps", type=positive_int, help="sampling steps for samples.png (default: 250 for digits, 1000 otherwise)")
+    p.add_argument("--sample-n", type=int, help="samples in samples.png at the end (0: none; default: 64 for digits and on a GPU, 16 on a CPU)")
+    p.add_argument("--sample-steps", type=positive_int, help="sampling steps for samples.png and the previews (default: 250 for digits, 50 otherwise)")
+    p.add_argument("--sample-sampler", choices=("ddim", "ddpm"), help="sampler for samples.png and the previews (default: ddpm for digits, ddim otherwise)")
     p.add_argument("--resume", help="latest (the newest checkpoint in --out), or a checkpoint or run folder")
     p.add_argument("--overwrite", action="store_true", help="start again in an --out that already holds checkpoints")
     p.add_argument("--cfg", action="store_true", help="class-conditional, with label dropout for classifier-free guidance")
@@ -105,7 +106,7 @@ def train_parser():
     p.add_argument("--vae-steps", type=positive_int, help=f"with --vae train: the VAE's training steps (default {VAE_STEPS})")
     return p
 
-FLAG_FIELDS = ("data", "resolution", "max_steps", "batch_size", "lr", "seed", "sample_n", "sample_steps")
+FLAG_FIELDS = ("data", "resolution", "max_steps", "batch_size", "lr", "seed", "sample_n", "sample_steps", "sample_sampler")
 
 def train_config(args) -> TrainConfig:
     "The run's config: the preset (when resuming without one, the checkpoint's config), then the flags, then `--set`."
@@ -150,6 +151,8 @@ def train(args):
               f"(as many real training digits: {floor:.1f}; lower is better)", file=sys.stderr)
     print(f"hw5-train: wrote {out}/ (model.safetensors, config.json, checkpoints/, metrics.jsonl, loss.png"
           f"{', samples.png' if tr.samples is not None else ''})")
+    if tr.config.tensorboard: print(f"hw5-train: TensorBoard logs (loss, learning rate, sample grids) in {out / 'tb'}; view them with: "
+                                    f"tensorboard --logdir {out / 'tb'}", file=sys.stderr)
     return tr
 
 def train_main(argv=None):

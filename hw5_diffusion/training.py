@@ -27,6 +27,7 @@ from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import gather_object, set_seed
 from .data import DataError, get_dataset, image_grid, offscreen_figure
 from .unet import UNet, num_params, default_unet
+from .ddim import DDIMScheduler
 from .ddpm import (DDPMScheduler, ddpm_loss, cosine_lr_lambda, generate, LEARNED_VARIANCE, stream_seed, step_batch,
                                 step_noise)
 from .checkpoints import CheckpointError, save_checkpoint, read_config, load_tensors, load_state, atomic_write, atomic_dir
@@ -76,9 +77,10 @@ class TrainConfig:
     eval_n: int = 256                       # images of the fixed batch whose loss picks the best checkpoint (0: none)
     preview_every: int = 1000               # sample grid in TensorBoard every N steps (0: never)
     preview_n: int = 16
-    preview_steps: int = 100
-    sample_n: int = 64                      # samples.png at the end (0: none)
-    sample_steps: int = 1000
+    preview_steps: int = 50
+    sample_n: typing.Optional[int] = None   # samples.png at the end (0: none; None: 64 on a GPU, 16 on a CPU)
+    sample_steps: int = 50
+    sample_sampler: str = "ddim"            # previews and samples.png: ddim (η = 0), or ddpm (ancestral, respaced to the steps)
     tensorboard: bool = True
     wandb: bool = False                     # offline Weights & Biases, if installed
 
@@ -95,13 +97,14 @@ class TrainConfig:
 _IN100 = dict(data="data/imagenet100", resolution=128, hflip=True, num_workers=8, max_steps=200_000, batch_size=4,
               warmup_steps=1000, scheduler=dict(beta_start=2e-4, beta_end=0.02, beta_schedule="linear"),
               unet=dict(ch=128, ch_mult=[1, 2, 2, 4], attn_levels=[2, 3], num_res_blocks=2, dropout=0.1),
-              log_every=50, checkpoint_every=5000, preview_every=5000, preview_steps=250, eval_n=256)
+              log_every=50, checkpoint_every=5000, preview_every=5000, eval_n=256)
 # the HW5 U-Net on the 3×32×32 latents of the course's KL-f4 VAE (128/4 = 32), scaled by 0.1845
 _LATENT = dict(vae="pretrained/model.ckpt", latent_scale=0.1845,
                unet={**_IN100["unet"], "in_channels": 3, "out_channels": 3, "sample_size": 32})
 PRESETS = {
     "digits": dict(data="digits", max_steps=600, batch_size=128, lr=2e-3, warmup_steps=50, log_every=5,
-                   checkpoint_every=200, keep_last=2, preview_every=200, preview_n=16, preview_steps=50, sample_steps=250),
+                   checkpoint_every=200, keep_last=2, preview_every=200, preview_n=16, preview_steps=50, sample_n=64,
+                   sample_sampler="ddpm", sample_steps=250),
     "imagenet100-pixel": _IN100,
     "imagenet100-latent": {**_IN100, **_LATENT},
     "imagenet100-latent-cfg": {**_IN100, **_LATENT, "class_conditional": True, "cond_drop_prob": 0.1},
@@ -113,7 +116,7 @@ def preset(name:str) -> TrainConfig:
     return TrainConfig(**copy.deepcopy(PRESETS[name]))
 
 # %% ../nbs/06_training.ipynb #a3f59925
-_CHOICES = dict(mixed_precision=("no", "fp16", "bf16"), on_corrupt=("error", "skip"))
+_CHOICES = dict(mixed_precision=("no", "fp16", "bf16"), on_corrupt=("error", "skip"), sample_sampler=("ddim", "ddpm"))
 _MIN = dict(max_steps=1, batch_size=1, grad_accum=1, log_every=1, keep_last=1, preview_n=1, preview_steps=1, sample_steps=1,
             num_workers=0, warmup_steps=0, checkpoint_every=0, eval_n=0, preview_every=0, sample_n=0)
 
@@ -122,7 +125,7 @@ def check_config(c:TrainConfig) -> TrainConfig:
     for k, choices in _CHOICES.items():
         if getattr(c, k) not in choices: raise ConfigError(f"{k} must be one of {', '.join(choices)}, not {getattr(c, k)!r}")
     for k, lo in _MIN.items():
-        if getattr(c, k) < lo: raise ConfigError(f"{k} must be >= {lo}, got {getattr(c, k)}")
+        if getattr(c, k) is not None and getattr(c, k) < lo: raise ConfigError(f"{k} must be >= {lo}, got {getattr(c, k)}")
     if not c.lr > 0: raise ConfigError(f"lr must be > 0, got {c.lr}")
     if c.weight_decay < 0 or c.grad_clip < 0: raise ConfigError("weight_decay and grad_clip must be >= 0")
     if not 0 <= c.ema_decay < 1: raise ConfigError(f"ema_decay must be in [0, 1), got {c.ema_decay}")
@@ -304,7 +307,8 @@ def resolve_resume(resume, out=None) -> Path:
 
 # %% ../nbs/06_training.ipynb #9b59f718
 RESUME_MAY_CHANGE = ("data", "download", "on_corrupt", "num_workers", "max_steps", "log_every", "checkpoint_every", "keep_last",
-                     "eval_n", "preview_every", "preview_n", "preview_steps", "sample_n", "sample_steps", "tensorboard", "wandb")
+                     "eval_n", "preview_every", "preview_n", "preview_steps", "sample_n", "sample_steps", "sample_sampler", "tensorboard",
+                     "wandb")
 
 def _diff(a, b, prefix=""):
     if isinstance(a, dict) and isinstance(b, dict):
@@ -574,10 +578,11 @@ class Trainer:
                     if window == []: t0 = time.perf_counter()
                     if stop:
                         self.interrupted = self._stop.name or "a stop signal on another process"; break
+            bar.close()
+            self._finish(log)
         finally:
             bar.close()
             if log: log.close()
-        self._finish()
         return self
 
     def _announce(self):
@@ -588,20 +593,39 @@ class Trainer:
                   f"global batch {self.global_batch}; steps {self.step} → {c.max_steps}; mixed precision {c.mixed_precision}; "
                   f"EMA {c.ema_decay if self.ema else 'off'}", file=sys.stderr)
 
-    def _finish(self):
-        "At the end: the resume hint after a stop signal, else samples.png; the loss curve."
+    def _finish(self, log=None):
+        "At the end: the resume hint after a stop signal, else samples.png (in TensorBoard too); the loss curve."
         c = self.config
         if not (self.is_main and self.out is not None): return
         if self.interrupted: print(f"training: stopped by {self.interrupted} at step {self.step}; saved {self.last_checkpoint}", file=sys.stderr)
-        elif c.sample_n:
-            self.samples = self.sample(c.sample_n, c.sample_steps, progress=self.progress)
-            image_grid(self.samples, scale=max(1, 64 // self.samples.shape[-1])).save(self.out / "samples.png")
+        elif self.final_sample_n:
+            n = self.final_sample_n
+            if self.progress: self._announce_sampling(n, c.sample_steps)
+            self.samples = self.sample(n, c.sample_steps, progress=self.progress)
+            grid = log.image("samples", self.samples, self.step) if log else image_grid(self.samples, scale=max(1, 64 // self.samples.shape[-1]))
+            grid.save(self.out / "samples.png")
         if (self.out / "metrics.jsonl").exists(): save_loss_plot(*read_metrics(self.out), self.out / "loss.png")
 
+    final_sample_n = property(lambda self: self.config.sample_n if self.config.sample_n is not None else
+                              64 if self.accelerator.device.type == "cuda" else 16, doc="images in samples.png (`sample_n`, or 64 on a GPU and 16 on a CPU)")
+
+    @torch.no_grad()
+    def _announce_sampling(self, n:int, steps:int):
+        "Say what the end-of-run samples will cost when it is more than half a minute, timed on one model call."
+        c, dev, model = self.config, self.accelerator.device, self.sampling_model
+        x = torch.randn((n, *self.sample_shape), device=dev)
+        y = torch.arange(n, device=dev) % self.num_classes if self.num_classes else None
+        was_training = model.training; model.eval()
+        t0 = time.perf_counter(); model(x, torch.zeros(n, dtype=torch.long, device=dev), y); eta = (time.perf_counter() - t0) * steps
+        model.train(was_training)
+        if eta > 30: print(f"training: drawing {n} samples with {c.sample_sampler.upper()}-{steps} for samples.png: about "
+                           f"{eta / 60:.0f} min (--sample-n / --sample-steps / --sample-sampler choose, 0 images skip it)", file=sys.stderr)
+
     def sample(self, n:int, steps:int, seed:int=None, progress:bool=False):
-        "`n` images from the sampling (EMA) model with `steps` DDPM steps, decoded by the VAE of a latent run; class-conditional models cycle the classes."
+        "`n` images from the sampling (EMA) model with `steps` steps of `sample_sampler`, decoded by the VAE of a latent run; class-conditional models cycle the classes."
         labels = torch.arange(n, device=self.accelerator.device) % self.num_classes if self.num_classes else None
-        return generate(self.sampling_model, self.noise_scheduler, n, steps=steps, seed=self.config.seed if seed is None else seed,
+        sampler, eta = (DDIMScheduler.from_config(self.noise_scheduler.config), 0.0) if self.config.sample_sampler == "ddim" else (self.noise_scheduler, None)
+        return generate(self.sampling_model, sampler, n, steps=steps, eta=eta, seed=self.config.seed if seed is None else seed,
                         class_labels=labels, progress=progress, decode=self.vae.decode if self.vae else None)
 
     @torch.no_grad()
