@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['TORCH_SAVE_EXTS', 'CheckpointError', 'atomic_write', 'atomic_dir', 'save_checkpoint', 'read_config', 'load_tensors',
-           'load_state', 'load_weights', 'load_checkpoint']
+           'nonfinite_key', 'load_state', 'load_weights', 'load_checkpoint']
 
 # %% ../nbs/05_checkpoints.ipynb #342a4a95
 import json, os, pickle, shutil, tempfile
@@ -105,6 +105,10 @@ def load_tensors(path, key:str=None) -> dict:
     try: return load_file(str(path))
     except Exception as e: raise CheckpointError(f"corrupt checkpoint weights {path}: {e}") from None
 
+def nonfinite_key(state:dict):
+    "The first key of `state` whose floating-point tensor holds a NaN or an infinity (None when all are finite)."
+    return next((k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()), None)
+
 def load_state(model:nn.Module, state:dict, source):
     "Load the tensors `state` into `model`; keys or shapes that do not match are one error naming `source`."
     own = model.state_dict()
@@ -114,6 +118,8 @@ def load_state(model:nn.Module, state:dict, source):
         parts = [f"missing keys {missing[:5]}" if missing else "", f"unexpected keys {unexpected[:5]}" if unexpected else "",
                  f"shape mismatch {shapes[:3]}" if shapes else ""]
         raise CheckpointError(f"weights in {source} do not match the model: " + "; ".join(p for p in parts if p))
+    bad = nonfinite_key(state)
+    if bad: raise CheckpointError(f"weights in {source} are not finite: {bad} holds NaN or inf (a diverged run?)")
     model.load_state_dict(state)
     return model
 

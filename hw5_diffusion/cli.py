@@ -4,13 +4,14 @@
 
 # %% auto #0
 __all__ = ['FLAG_FIELDS', 'SAMPLERS', 'DDIM_DEFAULT_STEPS', 'ROW_HEADER', 'GUIDANCE_HEADER', 'CLIError', 'CLIParser',
-           'positive_int', 'positive_float', 'pick_device', 'run_cli', 'samples_fid', 'train_parser', 'train_config',
-           'train', 'train_main', 'train_once', 'default_steps', 'sample_images', 'sample_parser', 'save_images',
-           'sample', 'sample_main', 'git_commit', 'machine', 'evaluate_checkpoint', 'row_label', 'metric_cells',
-           'metrics_row', 'write_eval', 'guidance_rows', 'plot_guidance', 'eval_parser', 'evaluate', 'eval_main']
+           'positive_int', 'finite_float', 'positive_float', 'pick_device', 'run_cli', 'samples_fid', 'train_parser',
+           'train_config', 'train', 'train_main', 'train_once', 'default_steps', 'sample_images', 'sample_parser',
+           'save_images', 'sample', 'sample_main', 'git_commit', 'machine', 'evaluate_checkpoint', 'row_label',
+           'metric_cells', 'metrics_row', 'write_eval', 'guidance_rows', 'plot_guidance', 'eval_parser', 'evaluate',
+           'eval_main']
 
 # %% ../nbs/11_cli.ipynb #67495326
-import argparse, json, os, platform, re, subprocess, sys, time
+import argparse, json, math, os, platform, re, subprocess, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
 import torch
@@ -43,10 +44,16 @@ def positive_int(s:str) -> int:
     if v < 1: raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
     return v
 
-def positive_float(s:str) -> float:
-    "An argparse type: a number > 0."
+def finite_float(s:str) -> float:
+    "An argparse type: a finite number (not inf or nan)."
     try: v = float(s)
     except ValueError: raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+    if not math.isfinite(v): raise argparse.ArgumentTypeError(f"must be a finite number, got {v}")
+    return v
+
+def positive_float(s:str) -> float:
+    "An argparse type: a finite number > 0."
+    v = finite_float(s)
     if not v > 0: raise argparse.ArgumentTypeError(f"must be > 0, got {v}")
     return v
 
@@ -91,7 +98,7 @@ def train_parser():
     p.add_argument("--resume", help="latest (the newest checkpoint in --out), or a checkpoint or run folder")
     p.add_argument("--overwrite", action="store_true", help="start again in an --out that already holds checkpoints")
     p.add_argument("--cfg", action="store_true", help="class-conditional, with label dropout for classifier-free guidance")
-    p.add_argument("--p-uncond", type=float, help="with --cfg: probability of training on the null class (default 0.1)")
+    p.add_argument("--p-uncond", type=finite_float, help="with --cfg: probability of training on the null class (default 0.1)")
     p.add_argument("--latent", action="store_true", help="latent diffusion: train the U-Net on VAE latents (the VAE: --vae, else the preset's, else train for digits, pretrained/model.ckpt otherwise)")
     p.add_argument("--vae", help="implies --latent: a course checkpoint (pretrained/model.ckpt), a VAE folder, a hub name, or train (train a small VAE on the data into OUT/vae first)")
     p.add_argument("--vae-steps", type=positive_int, help=f"with --vae train: the VAE's training steps (default {VAE_STEPS})")
@@ -187,12 +194,12 @@ def sample_parser():
     p.add_argument("--out", required=True, help="folder for the PNGs and grid.png")
     p.add_argument("--sampler", choices=sorted(SAMPLERS), default="ddpm", help="ancestral DDPM or DDIM (default: ddpm)")
     p.add_argument("--steps", type=int, help=f"sampling steps (default: all T = 1000 for ddpm, {DDIM_DEFAULT_STEPS} for ddim)")
-    p.add_argument("--eta", type=float, help="DDIM's η: 0 deterministic (the default), 1 DDPM-like; ddim only")
+    p.add_argument("--eta", type=finite_float, help="DDIM's η: 0 deterministic (the default), 1 DDPM-like; ddim only")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=positive_int, default=256, help="images per forward pass")
     p.add_argument("--device", default="auto")
     p.add_argument("--class-label", help="class-conditional checkpoints: a class number, or all (image i has class i mod K; the default)")
-    p.add_argument("--guidance", type=float, help="classifier-free guidance weight w (a checkpoint trained with hw5-train --cfg); "
+    p.add_argument("--guidance", type=finite_float, help="classifier-free guidance weight w (a checkpoint trained with hw5-train --cfg); "
                    "with ddim the ε of the clipped x̂0 is used, at any w")
     p.add_argument("--guidance-convention", choices=CONVENTIONS, default="paper",
                    help="paper: ε̃ = (1+w)ε(x,c) − wε(x,∅) (the seed's Eq. 5); diffusers: --guidance is the scale s = 1 + w")
@@ -354,8 +361,8 @@ def eval_parser():
     p.add_argument("--n", type=positive_int, help="generated images (default: 1000 for digits checkpoints, else 5000)")
     p.add_argument("--sampler", choices=sorted(SAMPLERS), default="ddpm")
     p.add_argument("--steps", type=int, help=f"sampling steps (default: T = 1000 for ddpm, {DDIM_DEFAULT_STEPS} for ddim)")
-    p.add_argument("--eta", type=float, help="DDIM's η (default 0: deterministic; 1: DDPM's variance)")
-    p.add_argument("--guidance", type=float, nargs="+", metavar="W", help="classifier-free guidance weights: one evaluation each (hw5-train --cfg checkpoints)")
+    p.add_argument("--eta", type=finite_float, help="DDIM's η (default 0: deterministic; 1: DDPM's variance)")
+    p.add_argument("--guidance", type=finite_float, nargs="+", metavar="W", help="classifier-free guidance weights: one evaluation each (hw5-train --cfg checkpoints)")
     p.add_argument("--guidance-convention", choices=CONVENTIONS, default="paper", help="paper: w of Eq. 5 (0: off); diffusers: the scale s = 1 + w")
     p.add_argument("--ref", default="digits", help="digits (test split), digits-train, or a folder (ImageNet-style root, class folders or flat)")
     p.add_argument("--features", choices=sorted(FEATURES), help="feature network (default: digits for a digits reference, else inception)")

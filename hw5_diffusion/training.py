@@ -29,7 +29,8 @@ from .data import DataError, get_dataset, image_grid, offscreen_figure
 from .unet import UNet, num_params, default_unet
 from .ddpm import (DDPMScheduler, ddpm_loss, cosine_lr_lambda, generate, LEARNED_VARIANCE, stream_seed, step_batch,
                                 step_noise)
-from .checkpoints import CheckpointError, save_checkpoint, read_config, load_tensors, load_state, atomic_write, atomic_dir
+from .checkpoints import (CheckpointError, save_checkpoint, read_config, load_tensors, load_state, atomic_write, atomic_dir,
+                          nonfinite_key)
 
 # %% ../nbs/06_training.ipynb #241ef129
 class ConfigError(ValueError):
@@ -119,6 +120,9 @@ _MIN = dict(max_steps=1, batch_size=1, grad_accum=1, log_every=1, keep_last=1, p
 
 def check_config(c:TrainConfig) -> TrainConfig:
     "Raise `ConfigError` naming the first invalid or not-yet-implemented field."
+    for f in fields(c):  # inf or NaN passes `lr > 0` and the other range checks below: refuse it first
+        v = getattr(c, f.name)
+        if isinstance(v, float) and not math.isfinite(v): raise ConfigError(f"{f.name} must be a finite number, got {v}")
     for k, choices in _CHOICES.items():
         if getattr(c, k) not in choices: raise ConfigError(f"{k} must be one of {', '.join(choices)}, not {getattr(c, k)!r}")
     for k, lo in _MIN.items():
@@ -398,6 +402,12 @@ def save_loss_plot(steps, losses, path):
 def write_checkpoint(out, step:int, model, scheduler, meta:dict, state:dict) -> Path:
     "Write `out/checkpoints/step_{step}` atomically and copy its sampling weights and config to `out/`."
     out = Path(out); d = out / "checkpoints" / f"step_{step:06d}"
+    loss = meta.get("metrics", {}).get("loss")
+    bad = nonfinite_key(model.state_dict()) or nonfinite_key(state.get("model", {})) or (
+        "the loss" if loss is not None and not math.isfinite(loss) else None)
+    if bad:  # checked before anything is written: the previous checkpoint stays the last good one
+        raise TrainingError(f"the weights of step {step} are not finite ({bad} holds NaN or inf): checkpoint not written; training "
+                            f"stopped (last complete checkpoint: {latest_checkpoint(out) or 'none'})")
     try:
         with atomic_dir(d) as tmp:
             save_checkpoint(tmp, model, scheduler, step=step, **meta)
