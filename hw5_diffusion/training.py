@@ -8,11 +8,12 @@ __all__ = ['PRESETS', 'STATE_FILES', 'RESUME_MAY_CHANGE', 'ConfigError', 'Traini
            'set_rng_state', 'save_training_state', 'load_training_state', 'checkpoints', 'latest_checkpoint',
            'best_checkpoint', 'resolve_resume', 'config_mismatch', 'make_accelerator', 'load_dataset', 'build_unet',
            'RunLog', 'read_metrics', 'save_loss_plot', 'write_checkpoint', 'rotate_checkpoints', 'StopFlag',
-           'stop_signals', 'isolated_rng', 'Trainer', 'relative_difference']
+           'stop_signals', 'lock_run', 'isolated_rng', 'Trainer', 'relative_difference']
 
 # %% ../nbs/06_training.ipynb #4364be4c
-import copy, importlib.util, json, math, os, random, shutil, signal, sys, threading, time, typing
+import copy, fcntl, importlib.util, json, math, os, random, shutil, signal, socket, sys, threading, time, typing
 from contextlib import contextmanager
+from datetime import datetime
 from functools import partial
 from dataclasses import dataclass, field, asdict, fields, replace
 from pathlib import Path
@@ -444,6 +445,18 @@ def stop_signals(signals=(signal.SIGINT, signal.SIGTERM)):
     finally:
         for s, h in prev.items(): signal.signal(s, h)
 
+def lock_run(out):
+    "Take the exclusive lock `out/.lock` (an open file, released when it is closed or the process dies), or raise `ConfigError` naming its holder."
+    path = Path(out) / ".lock"
+    f = open(path, "a+")
+    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0); holder = f.read().strip() or "a process that has not written its name yet"; f.close()
+        raise ConfigError(f"{out} is in use by another hw5-train run: {holder} (lock file {path}); wait for it or stop it") from None
+    f.seek(0); f.truncate()
+    f.write(f"pid {os.getpid()} on {socket.gethostname()} since {datetime.now().astimezone().isoformat(timespec='seconds')}\n"); f.flush()
+    return f
+
 @contextmanager
 def isolated_rng():
     "Restore every random state on leaving the block."
@@ -486,9 +499,11 @@ class Trainer:
         self.ema = EMA(self.unwrapped, c.ema_decay, c.ema_warmup) if c.ema_decay > 0 else None
         set_seed(c.seed, device_specific=True)  # dropout and augmentation differ between processes
         self.step, self.losses, self.interrupted, self.samples, self.last_checkpoint = 0, [], None, None, None
-        self.grad_norm, self._eval, self._stop = None, None, StopFlag()
+        self.grad_norm, self._eval, self._stop, self._lock = None, None, StopFlag(), None
         if self.out is not None: self._prepare_out(resume, overwrite)  # after every check that needs no folder
-        if resume is not None: self.load(resolve_resume(resume, self.out))
+        try:
+            if resume is not None: self.load(resolve_resume(resume, self.out))
+        except BaseException: self.release(); raise
 
     unwrapped = property(lambda self: self.accelerator.unwrap_model(self.model))
     sampling_model = property(lambda self: self.ema.model if self.ema else self.unwrapped, doc="EMA weights when there are some")
@@ -500,16 +515,19 @@ class Trainer:
         if self.is_main:
             try:
                 out.mkdir(parents=True, exist_ok=True)
+                self._lock = lock_run(out)  # one run per folder: before anything in it is read, deleted or written
                 atomic_write(out / ".write_test", lambda p: Path(p).write_text("ok")); (out / ".write_test").unlink()
-            except OSError as e: raise ConfigError(f"cannot write to output folder {out}: {e.strerror or e}") from None
-            old = checkpoints(out)
-            if old and resume is None:
-                if not overwrite: raise ConfigError(f"{out} already holds checkpoints (up to {old[-1].name}): continue with "
-                                                    "--resume latest, or start again with --overwrite")
-                for p in (out / "checkpoints", out / "tb"): shutil.rmtree(p, ignore_errors=True)
-                (out / "metrics.jsonl").unlink(missing_ok=True)
-            for p in [*out.glob(".*.tmp"), *(out / "checkpoints").glob(".*.tmp")]:  # what a killed save left
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
+            except OSError as e: self.release(); raise ConfigError(f"cannot write to output folder {out}: {e.strerror or e}") from None
+            try:
+                old = checkpoints(out)
+                if old and resume is None:
+                    if not overwrite: raise ConfigError(f"{out} already holds checkpoints (up to {old[-1].name}): continue with "
+                                                        "--resume latest, or start again with --overwrite")
+                    for p in (out / "checkpoints", out / "tb"): shutil.rmtree(p, ignore_errors=True)
+                    (out / "metrics.jsonl").unlink(missing_ok=True)
+                for p in [*out.glob(".*.tmp"), *(out / "checkpoints").glob(".*.tmp")]:  # what a killed save left
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+            except BaseException: self.release(); raise
         self.accelerator.wait_for_everyone()
 
     def _next_batch(self, batches):
@@ -566,29 +584,35 @@ class Trainer:
         window, t0 = [], time.perf_counter()
         self.model.train()
         try:
-            with stop_signals() as self._stop:
-                while self.step < c.max_steps:
-                    loss, stop = self.train_step(batches)
-                    self.losses.append(loss); window.append(loss); bar.update()
-                    if self.step % c.log_every == 0 or self.step == c.max_steps or stop:
-                        stats = dict(loss=sum(window) / len(window), lr=self.lr_scheduler.get_last_lr()[0],
-                                     images_per_s=len(window) * self.global_batch / (time.perf_counter() - t0))
-                        if self.grad_norm is not None: stats["grad_norm"] = float(self.grad_norm)
-                        bar.set_postfix(loss=f"{stats['loss']:.4f}", lr=f"{stats['lr']:.2e}", img_s=f"{stats['images_per_s']:.0f}")
-                        if log: log.log(self.step, **stats)
-                        window = []
-                    if log and c.preview_every and self.step % c.preview_every == 0:
-                        with isolated_rng(): log.image("samples", self.sample(c.preview_n, c.preview_steps), self.step)
-                    if self.out is not None and (stop or self.step == c.max_steps or (c.checkpoint_every and self.step % c.checkpoint_every == 0)):
-                        self.save(log)
-                    if window == []: t0 = time.perf_counter()
-                    if stop:
-                        self.interrupted = self._stop.name or "a stop signal on another process"; break
-        finally:
-            bar.close()
-            if log: log.close()
-        self._finish()
+            try:
+                with stop_signals() as self._stop:
+                    while self.step < c.max_steps:
+                        loss, stop = self.train_step(batches)
+                        self.losses.append(loss); window.append(loss); bar.update()
+                        if self.step % c.log_every == 0 or self.step == c.max_steps or stop:
+                            stats = dict(loss=sum(window) / len(window), lr=self.lr_scheduler.get_last_lr()[0],
+                                         images_per_s=len(window) * self.global_batch / (time.perf_counter() - t0))
+                            if self.grad_norm is not None: stats["grad_norm"] = float(self.grad_norm)
+                            bar.set_postfix(loss=f"{stats['loss']:.4f}", lr=f"{stats['lr']:.2e}", img_s=f"{stats['images_per_s']:.0f}")
+                            if log: log.log(self.step, **stats)
+                            window = []
+                        if log and c.preview_every and self.step % c.preview_every == 0:
+                            with isolated_rng(): log.image("samples", self.sample(c.preview_n, c.preview_steps), self.step)
+                        if self.out is not None and (stop or self.step == c.max_steps or (c.checkpoint_every and self.step % c.checkpoint_every == 0)):
+                            self.save(log)
+                        if window == []: t0 = time.perf_counter()
+                        if stop:
+                            self.interrupted = self._stop.name or "a stop signal on another process"; break
+            finally:
+                bar.close()
+                if log: log.close()
+            self._finish()
+        finally: self.release()  # also when training stops with an error
         return self
+
+    def release(self):
+        "Give up the run folder's lock (at the end of `fit`; a dead process's lock the kernel drops)."
+        if self._lock is not None: self._lock.close(); self._lock = None
 
     def _announce(self):
         acc, c, (C, H, W) = self.accelerator, self.config, self.sample_shape
