@@ -586,7 +586,11 @@ class Trainer:
         log = RunLog(self.out, c, self.step) if self.out is not None and self.is_main else None
         self._announce()
         self.batch_sampler.start_step = self.step
-        batches = iter(DataLoader(self.dataset, batch_sampler=self.batch_sampler, num_workers=c.num_workers, pin_memory=acc.device.type == "cuda"))
+        # the loader's base seed comes from its own generator, not the global RNG that `load` restored: drawing it there would
+        # shift every later dropout mask and flip of a resumed run by one draw
+        g = torch.Generator().manual_seed(stream_seed(c.seed, 2**44, self.step, acc.process_index))
+        batches = iter(DataLoader(self.dataset, batch_sampler=self.batch_sampler, num_workers=c.num_workers,
+                                  pin_memory=acc.device.type == "cuda", generator=g))
         bar = tqdm(total=c.max_steps, initial=self.step, desc="training", disable=not (self.progress and self.is_main), dynamic_ncols=True)
         window, t0 = [], time.perf_counter()
         self.model.train()
