@@ -502,6 +502,7 @@ class Trainer:
         self.ema = EMA(self.unwrapped, c.ema_decay, c.ema_warmup) if c.ema_decay > 0 else None
         set_seed(c.seed, device_specific=True)  # dropout and augmentation differ between processes
         self.step, self.losses, self.interrupted, self.samples, self.last_checkpoint = 0, [], None, None, None
+        self._earlier_losses = []  # a resumed run's last losses before the resume: metrics.loss is over the same window
         self.grad_norm, self._eval, self._stop, self._lock = None, None, StopFlag(), None
         if self.out is not None: self._prepare_out(resume, overwrite)  # after every check that needs no folder
         try:
@@ -676,7 +677,7 @@ class Trainer:
         if self.is_main:
             c, acc = self.config, self.accelerator
             eval_loss = self.eval_loss() if c.eval_n else None
-            recent = self.losses[-50:]
+            recent = (self._earlier_losses + self.losses)[-50:]
             meta = dict(data=str(c.data), classes=list(getattr(self.dataset, "classes", [])), train=c.to_dict(), ema=self.ema is not None,
                         num_processes=acc.num_processes, global_batch=self.global_batch,
                         metrics=dict(loss=sum(recent) / len(recent) if recent else None, eval_loss=eval_loss),
@@ -685,7 +686,8 @@ class Trainer:
                          lr_scheduler=self.lr_scheduler.state_dict(), scaler=acc.scaler.state_dict() if acc.scaler else None,
                          ema_updates=self.ema.num_updates if self.ema else None, rng=rngs,
                          timestep_sampler=self.timestep_sampler.state_dict() if self.timestep_sampler else None,
-                         data=dict(seed=c.seed, global_batch=self.global_batch, epoch=self.step // self.batch_sampler.steps_per_epoch))
+                         data=dict(seed=c.seed, global_batch=self.global_batch, epoch=self.step // self.batch_sampler.steps_per_epoch),
+                         recent_losses=recent)
             self.last_checkpoint = write_checkpoint(self.out, self.step, self.sampling_model, self.noise_scheduler, meta, state)
             rotate_checkpoints(self.out, c.keep_last)
             if log and eval_loss is not None: log.log(self.step, eval_loss=eval_loss)
@@ -706,7 +708,7 @@ class Trainer:
             self.opt.load_state_dict(st["optimizer"]); self.lr_scheduler.load_state_dict(st["lr_scheduler"])
             if acc.scaler and st["scaler"]: acc.scaler.load_state_dict(st["scaler"])
         except (ValueError, KeyError, RuntimeError) as e: raise CheckpointError(f"optimizer state in {d} does not fit the model: {e}") from None
-        self.step = st["step"]
+        self.step, self._earlier_losses = st["step"], list(st.get("recent_losses") or [])
         if self.timestep_sampler and st.get("timestep_sampler"): self.timestep_sampler.load_state_dict(st["timestep_sampler"])
         if acc.process_index < len(st["rng"]): set_rng_state(st["rng"][acc.process_index])
         if st["data"]["global_batch"] != self.global_batch and self.is_main:
