@@ -4,14 +4,15 @@
 
 # %% auto #0
 __all__ = ['TORCH_SAVE_EXTS', 'CheckpointError', 'atomic_write', 'atomic_dir', 'save_checkpoint', 'read_config', 'load_tensors',
-           'nonfinite_key', 'load_state', 'load_weights', 'load_checkpoint']
+           'nonfinite_key', 'load_state', 'load_weights', 'check_same_save', 'load_checkpoint']
 
 # %% ../nbs/05_checkpoints.ipynb #342a4a95
-import json, os, pickle, shutil, tempfile
+import json, os, pickle, shutil, tempfile, uuid
 from contextlib import contextmanager
 from pathlib import Path
 import torch
 import torch.nn as nn
+from safetensors import safe_open
 from safetensors.torch import save_file, load_file
 from .unet import UNet
 from .ddpm import DDPMScheduler
@@ -25,13 +26,18 @@ def _fsync(path):
     try: os.fsync(fd)
     finally: os.close(fd)
 
+def _umask() -> int:
+    m = os.umask(0o022); os.umask(m)
+    return m
+
 def atomic_write(path, write):
-    "Call `write(tmp_path)`, fsync and rename to `path`, so a crash never leaves a half-written file."
+    "Call `write(tmp_path)`, fsync and rename to `path`, so a crash never leaves a half-written file; mode 0666 & ~umask."
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 is for secrets, not for results others may read
         _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -40,10 +46,11 @@ def atomic_write(path, write):
 
 @contextmanager
 def atomic_dir(path):
-    "Yield a temporary sibling folder to fill; on success fsync it and rename it to `path` (replacing an older one)."
+    "Yield a temporary sibling folder to fill; on success fsync it and rename it to `path` (replacing an older one); mode 0777 & ~umask."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # not mkdtemp's 0700
         yield tmp
         for f in tmp.iterdir(): _fsync(f)
         _fsync(tmp)
@@ -57,11 +64,12 @@ def atomic_dir(path):
         raise
 
 def save_checkpoint(ckpt_dir, model:UNet, scheduler, **meta):
-    "Write `model.safetensors` and `config.json` (U-Net config, scheduler config, `meta`) to `ckpt_dir`."
+    "Write `model.safetensors` and `config.json` (U-Net config, scheduler config, `meta`) to `ckpt_dir`, both marked with one `save_id`."
     d = Path(ckpt_dir); d.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic_write(d / "model.safetensors", lambda p: save_file(state, p))
-    cfg = {"unet": model.config, "scheduler": json.loads(scheduler.to_json()), **meta}
+    sid = uuid.uuid4().hex  # `load_checkpoint` refuses weights and a config from different saves
+    atomic_write(d / "model.safetensors", lambda p: save_file(state, p, metadata={"save_id": sid}))
+    cfg = {"unet": model.config, "scheduler": json.loads(scheduler.to_json()), **meta, "save_id": sid}
     atomic_write(d / "config.json", lambda p: Path(p).write_text(json.dumps(cfg, indent=2)))
     return d
 
@@ -127,12 +135,23 @@ def load_weights(model:nn.Module, path):
     "Load weights (see `load_tensors`) into `model`, naming the file and the keys that do not match."
     return load_state(model, load_tensors(path), path)
 
+def check_same_save(ckpt_dir, cfg:dict):
+    "Raise `CheckpointError` when `model.safetensors` and `config.json` carry different save ids (a copy cut short between them)."
+    d = Path(ckpt_dir); f = d / "model.safetensors"
+    try:
+        with safe_open(str(f), "pt") as w: sid = (w.metadata() or {}).get("save_id")
+    except Exception as e: raise CheckpointError(f"corrupt checkpoint weights {f}: {e}") from None
+    if sid != cfg.get("save_id"):  # both None: a checkpoint from before save ids
+        raise CheckpointError(f"{f} and {d / 'config.json'} come from different saves (save id {sid} != {cfg.get('save_id')}): a save was "
+                              f"cut short between them; use a folder in {d / 'checkpoints'} or save again")
+
 def load_checkpoint(ckpt_dir, device="cpu", scheduler_cls=None):
     "Rebuild the U-Net and scheduler saved in `ckpt_dir`; returns `(model, scheduler, config)`."
     d, cfg = Path(ckpt_dir), read_config(ckpt_dir)
     try: model = UNet(**cfg["unet"])
     except (TypeError, ValueError) as e: raise CheckpointError(f"invalid U-Net config in {d / 'config.json'}: {e}") from None
     load_weights(model, d / "model.safetensors")
+    check_same_save(d, cfg)
     sc = {k: v for k, v in cfg.get("scheduler", {}).items() if k != "_class_name"}
     try: scheduler = (scheduler_cls or DDPMScheduler).from_config({k: v for k, v in sc.items() if k in DDPMScheduler().config})
     except ValueError as e: raise CheckpointError(f"{e} (in {d / 'config.json'})") from None
