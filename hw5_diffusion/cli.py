@@ -207,6 +207,7 @@ def sample_parser():
                    "with ddim the ε of the clipped x̂0 is used, at any w")
     p.add_argument("--guidance-convention", choices=CONVENTIONS, default="paper",
                    help="paper: ε̃ = (1+w)ε(x,c) − wε(x,∅) (the seed's Eq. 5); diffusers: --guidance is the scale s = 1 + w")
+    p.add_argument("--allow-download", action="store_true", help="let a latent checkpoint whose VAE is a hub name download it")
     return p
 
 def save_images(images, out, nrow:int=None) -> list:
@@ -227,7 +228,7 @@ def sample(args):
         except ValueError as e: raise CLIError(f"--guidance: {e}") from None
     device = pick_device(args.device)
     model, scheduler, cfg = load_checkpoint(args.ckpt, device, scheduler_cls=SAMPLERS[args.sampler])
-    vae = checkpoint_vae(args.ckpt, cfg, device)  # a latent checkpoint: its VAE decodes the samples
+    vae = checkpoint_vae(args.ckpt, cfg, device, args.allow_download)  # a latent checkpoint: its VAE decodes the samples
     labels, K = None, model.num_classes
     try:
         if K: labels = parse_class_labels(args.class_label, args.n, K)
@@ -278,7 +279,7 @@ def machine(device="cpu") -> str:
 def evaluate_checkpoint(ckpt, n:int=1000, sampler:str="ddpm", steps:int=None, eta:float=None, ref:str="digits",
                         features:str=None, weights=None, out=None, batch_size:int=250, seed:int=0, device="cpu",
                         cache_root=None, save_pngs:bool=True, progress:bool=True, guidance:float=None,
-                        convention:str="paper") -> dict:
+                        convention:str="paper", allow_download:bool=False) -> dict:
     "Sample `n` images from the checkpoint in `ckpt` (classifier-free `guidance` w) and measure them against `ref`; writes `out/` when given."
     model, scheduler, cfg = load_checkpoint(ckpt, device, SAMPLERS[sampler])
     if guidance is not None: check_guidance(cfg, guidance, convention, ckpt)
@@ -286,7 +287,7 @@ def evaluate_checkpoint(ckpt, n:int=1000, sampler:str="ddpm", steps:int=None, et
     steps = steps or default_steps(sampler, T)
     if sampler == "ddim" and eta is None: eta = 0.0
     features = features or ("digits" if str(ref).startswith("digits") else "inception")
-    vae = checkpoint_vae(ckpt, cfg, device)                          # a latent model: sample latents, decode them
+    vae = checkpoint_vae(ckpt, cfg, device, allow_download)          # a latent model: sample latents, decode them
     reference, cache_name = reference_dataset(ref, cfg["vae"]["image_shape"][-1] if vae else model.sample_size)
     if features == "inception": inception_weights(weights)          # fail before sampling, not after
     k = getattr(model, "num_classes", None)
@@ -376,6 +377,7 @@ def eval_parser():
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--cache", help=f"folder for cached reference statistics (default: {CACHE_ROOT})")
     p.add_argument("--no-pngs", action="store_true", help="write only the first 64 samples")
+    p.add_argument("--allow-download", action="store_true", help="let a latent checkpoint whose VAE is a hub name download it")
     return p
 
 def evaluate(args):
@@ -397,7 +399,7 @@ def evaluate(args):
     if n < 2: raise CLIError(f"--n must be >= 2: FID needs a covariance, got {n}")
     run = lambda o, w=None: evaluate_checkpoint(args.ckpt, n, args.sampler, args.steps, args.eta, args.ref, features, args.inception_weights,
                                                 o, args.batch_size, args.seed, device, args.cache, not args.no_pngs, guidance=w,
-                                                convention=args.guidance_convention)
+                                                convention=args.guidance_convention, allow_download=args.allow_download)
     if args.guidance:
         rs = [run(out / f"w-{w:g}", w) for w in args.guidance]
         md = f"{GUIDANCE_HEADER}\n{guidance_rows(rs)}\n"

@@ -448,8 +448,8 @@ def prepare_trained_vae(c, out, max_steps:int=None, device="auto", progress:bool
     train_vae(ds, d, max_steps=max_steps, seed=c.seed, device=device, progress=progress)
     return d
 
-def checkpoint_vae(ckpt, cfg:dict, device="cpu"):
-    "The VAE a latent checkpoint was trained with (None for a pixel checkpoint); one clear error when it is missing or changed."
+def checkpoint_vae(ckpt, cfg:dict, device="cpu", allow_download:bool=False):
+    "The VAE a latent checkpoint was trained with (None for a pixel checkpoint); one clear error when it is missing or changed; a hub name is fetched only with `allow_download`."
     r = cfg.get("vae")
     if not r: return None
     ckpt = Path(ckpt)
@@ -458,6 +458,9 @@ def checkpoint_vae(ckpt, cfg:dict, device="cpu"):
     if found is None and not _HUB_NAME.match(r["path"]):
         raise CheckpointError(f"checkpoint {ckpt} is a latent model whose VAE is missing: {r['path']} (weights hash {r['hash']}); "
                               "put the VAE back there")
+    if found is None and not allow_download:  # a checkpoint's config never reaches the network on its own
+        raise CheckpointError(f"checkpoint {ckpt} names the VAE {r['path']!r}, a hub name: loading it would download it; pass "
+                              "--allow-download to allow that, or put the VAE in a local folder and point vae.path at it")
     vae = load_vae(found or r["path"], r["scale"], device)
     if vae.weights_hash != r["hash"]:
         raise CheckpointError(f"the VAE at {found or r['path']} is not the one checkpoint {ckpt} was trained with "
