@@ -40,8 +40,9 @@ def atomic_write(path, write):
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 is for secrets, not for results others may read
         _fsync(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp): os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None: e.filename = str(path)  # a full disk's write() names no file
         raise
 
 @contextmanager

@@ -4,14 +4,14 @@
 
 # %% auto #0
 __all__ = ['FLAG_FIELDS', 'STOP_EXIT', 'SAMPLERS', 'DDIM_DEFAULT_STEPS', 'ROW_HEADER', 'GUIDANCE_HEADER', 'CLIError', 'CLIParser',
-           'positive_int', 'finite_float', 'positive_float', 'pick_device', 'run_cli', 'samples_fid', 'train_parser',
-           'train_config', 'train', 'train_main', 'train_once', 'default_steps', 'sample_images', 'sample_parser',
-           'save_images', 'sample', 'sample_main', 'git_commit', 'machine', 'evaluate_checkpoint', 'row_label',
-           'metric_cells', 'metrics_row', 'write_eval', 'guidance_rows', 'plot_guidance', 'eval_parser', 'evaluate',
-           'eval_main']
+           'positive_int', 'finite_float', 'positive_float', 'pick_device', 'writable_out', 'run_cli', 'samples_fid',
+           'train_parser', 'train_config', 'train', 'train_main', 'train_once', 'default_steps', 'sample_images',
+           'sample_parser', 'save_images', 'sample', 'sample_main', 'git_commit', 'machine', 'evaluate_checkpoint',
+           'row_label', 'metric_cells', 'metrics_row', 'write_eval', 'guidance_rows', 'plot_guidance', 'eval_parser',
+           'evaluate', 'eval_main']
 
 # %% ../nbs/11_cli.ipynb #67495326
-import argparse, json, math, os, platform, re, subprocess, sys, time
+import argparse, json, math, os, platform, re, subprocess, sys, tempfile, time
 from datetime import datetime, timezone
 from pathlib import Path
 import torch
@@ -22,7 +22,7 @@ from .ddpm import DDPMScheduler, generate, model_device
 from .ddim import DDIMScheduler
 from .checkpoints import CheckpointError, load_checkpoint, read_config, atomic_write
 from .training import (PRESETS, TrainConfig, Trainer, ConfigError, TrainingError, preset, apply_overrides,
-                                    check_config, resolve_resume)
+                                    check_config, resolve_resume, _os_error)
 from .evaluation import (FEATURES, CACHE_ROOT, fidelity_metrics, reference_dataset, inception_weights,
                                       class_accuracy, class_diversity)
 from .latent import checkpoint_vae, prepare_trained_vae, latent_data, VAE_STEPS
@@ -63,14 +63,27 @@ def pick_device(name:str="auto") -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available(): raise CLIError(f"--device {name}: CUDA is not available on this machine")
     return torch.device(name)
 
+def writable_out(out, flag:str="--out") -> Path:
+    "Create folder `out` and check a file can be made in it, before any work whose results would go there."
+    out = Path(out)
+    if out.exists() and not out.is_dir(): raise CLIError(f"{flag} {out} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out, prefix=".write_test."); os.close(fd); os.unlink(tmp)
+    except OSError as e: raise CLIError(f"{flag} {out} is not writable: {e.strerror or e}") from None
+    return out
+
 def run_cli(prog:str, main, argv=None) -> int:
-    "Run `main(argv)`; bad input becomes one line on stderr and exit code 2."
+    "Run `main(argv)`; bad input becomes one line on stderr and exit code 2, a failed write (a full disk) one line and exit code 1."
     try:
         main(argv)
         return 0
     except (CLIError, DataError, CheckpointError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        print(f"{prog}: error: {_os_error(e)}", file=sys.stderr)
+        return 1
 
 # %% ../nbs/11_cli.ipynb #ece70829
 def samples_fid(images) -> tuple:
@@ -154,7 +167,7 @@ def train(args):
 STOP_EXIT = {"SIGINT": 130, "SIGTERM": 143}  # 128 + the signal, as a shell reports a process the signal ended
 
 def train_main(argv=None):
-    "Console script `hw5-train`: bad input exits 2, a training failure (NaN loss, a failed save) exits 1, a stop signal 130 or 143 after saving."
+    "Console script `hw5-train`: bad input exits 2, a training failure (NaN loss, a failed save, a full disk) exits 1, a stop signal 130 or 143 after saving."
     done = []
     try: code = run_cli("hw5-train", lambda a: done.append(train(train_parser().parse_args(a))), argv)
     except TrainingError as e:
@@ -213,10 +226,10 @@ def sample_parser():
 def save_images(images, out, nrow:int=None) -> list:
     "Write each image in [-1,1] as `out/000000.png`, ... and all of them as `out/grid.png` (`nrow` per row)."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    paths = []
+    paths, save = [], lambda im, path: atomic_write(path, lambda p: im.save(p, format="PNG"))  # no 0-byte PNG on a full disk
     for i, x in enumerate(images):
-        paths.append(out / f"{i:06d}.png"); image_grid(x[None], pad=0).save(paths[-1])
-    image_grid(images, nrow=nrow, scale=max(1, 64 // images.shape[-1])).save(out / "grid.png")
+        paths.append(out / f"{i:06d}.png"); save(image_grid(x[None], pad=0), paths[-1])
+    save(image_grid(images, nrow=nrow, scale=max(1, 64 // images.shape[-1])), out / "grid.png")
     return paths
 
 def sample(args):
@@ -240,8 +253,7 @@ def sample(args):
     T = scheduler.num_train_timesteps
     steps = args.steps if args.steps is not None else default_steps(args.sampler, T)
     if not 1 <= steps <= T: raise CLIError(f"--steps must be between 1 and T={T}, got {steps}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir(): raise CLIError(f"--out {out} exists and is not a folder")
+    out = writable_out(args.out)  # before sampling, not after
     print(f"hw5-sample: {args.sampler} with {steps} steps" + (f", eta {args.eta or 0.0}" if args.sampler == "ddim" else "")
           + (f", guidance {args.guidance:g} ({args.guidance_convention})" if args.guidance is not None else "")
           + (f", in the latent space of {vae.source} (scale {vae.scale:g})" if vae else ""), file=sys.stderr)
@@ -289,6 +301,7 @@ def evaluate_checkpoint(ckpt, n:int=1000, sampler:str="ddpm", steps:int=None, et
     features = features or ("digits" if str(ref).startswith("digits") else "inception")
     vae = checkpoint_vae(ckpt, cfg, device, allow_download)          # a latent model: sample latents, decode them
     reference, cache_name = reference_dataset(ref, cfg["vae"]["image_shape"][-1] if vae else model.sample_size)
+    if len(reference) < 2: raise DataError(f"FID needs at least 2 reference images, {ref} has {len(reference)}")  # before sampling
     if features == "inception": inception_weights(weights)          # fail before sampling, not after
     k = getattr(model, "num_classes", None)
     labels = torch.arange(n) % k if k else None
@@ -397,6 +410,7 @@ def evaluate(args):
     if args.steps is not None and not 1 <= args.steps <= T: raise CLIError(f"--steps must be between 1 and T={T}, got {args.steps}")
     n = args.n or (1000 if cfg.get("data") == "digits" else 5000)
     if n < 2: raise CLIError(f"--n must be >= 2: FID needs a covariance, got {n}")
+    writable_out(out)  # before sampling, not after
     run = lambda o, w=None: evaluate_checkpoint(args.ckpt, n, args.sampler, args.steps, args.eta, args.ref, features, args.inception_weights,
                                                 o, args.batch_size, args.seed, device, args.cache, not args.no_pngs, guidance=w,
                                                 convention=args.guidance_convention, allow_download=args.allow_download)

@@ -380,9 +380,20 @@ class LatentCache:
     "The encoded data set in `path` (mean.npy, logvar.npy, labels.npy, meta.json); `encoded` images were encoded to make it (0: reused)."
     def __init__(self, path, encoded:int=0):
         self.path, self.encoded = Path(path), encoded
-        self.meta = json.loads((self.path / "meta.json").read_text())
-        self.mean, self.logvar = (np.load(self.path / f, mmap_mode="r") for f in ("mean.npy", "logvar.npy"))
-        self.labels = np.load(self.path / "labels.npy")
+        try: self.meta = json.loads((self.path / "meta.json").read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"corrupt latent cache {self.path / 'meta.json'}: {e} (delete {self.path} to encode again)") from None
+        self.mean, self.logvar, self.labels = (self._load(f, mmap) for f, mmap in (("mean.npy", "r"), ("logvar.npy", "r"), ("labels.npy", None)))
+
+    def _load(self, name, mmap_mode):
+        "A numeric array of the cache, never unpickled: a file holding Python objects is corrupt."
+        f = self.path / name
+        try: a = np.load(f, mmap_mode=mmap_mode, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            why = "it holds Python objects, not numbers" if "pickle" in str(e) or "Python objects" in str(e) else str(e).splitlines()[0]
+            raise CheckpointError(f"corrupt latent cache {f}: {why} (delete {self.path} to encode again)") from None
+        if a.dtype.kind not in "fiu": raise CheckpointError(f"corrupt latent cache {f}: dtype {a.dtype}, not numbers (delete {self.path} to encode again)")
+        return a
 
 @torch.no_grad()
 def encode_dataset(vae:LatentVAE, dataset, cache_root=None, batch_size:int=64, progress:bool=True) -> LatentCache:

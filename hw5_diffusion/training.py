@@ -12,7 +12,7 @@ __all__ = ['PRESETS', 'STATE_FILES', 'RESUME_MAY_CHANGE', 'RUN_FILES', 'ConfigEr
            'relative_difference']
 
 # %% ../nbs/06_training.ipynb #4364be4c
-import copy, fcntl, importlib.util, json, math, os, random, shutil, signal, socket, sys, threading, time, typing
+import copy, errno, fcntl, importlib.util, json, math, os, random, shutil, signal, socket, sys, threading, time, typing
 from contextlib import contextmanager
 from datetime import datetime
 from functools import partial
@@ -355,8 +355,8 @@ class RunLog:
     def __init__(self, out, c:TrainConfig, step:int=0):
         self.out = Path(out)
         self.path = self.out / "metrics.jsonl"
-        if self.path.exists():
-            keep = [l for l in self.path.read_text().splitlines() if l.strip() and json.loads(l)["step"] <= step]
+        if self.path.exists():  # a line torn by a kill or a full disk is dropped, or the run could never be resumed
+            keep = [l for l, r in zip(*_metric_rows(self.path)) if r["step"] <= step]
             atomic_write(self.path, lambda p: Path(p).write_text("".join(l + "\n" for l in keep)))
         self.tb = self.wandb = None
         if c.tensorboard:
@@ -385,9 +385,18 @@ class RunLog:
         if self.tb: self.tb.close()
         if self.wandb: self.wandb.finish()
 
+def _metric_rows(path):
+    "The lines of a metrics.jsonl that are complete records, and the records."
+    lines, rows = [], []
+    for l in Path(path).read_text(errors="replace").splitlines():
+        try: r = json.loads(l)
+        except json.JSONDecodeError: continue
+        if isinstance(r, dict) and isinstance(r.get("step"), int): lines.append(l); rows.append(r)
+    return lines, rows
+
 def read_metrics(out, key:str="loss"):
-    "Steps and values of `key` from `out/metrics.jsonl`."
-    rows = [json.loads(l) for l in (Path(out) / "metrics.jsonl").read_text().splitlines() if l.strip()]
+    "Steps and values of `key` from `out/metrics.jsonl` (a torn line is left out)."
+    rows = _metric_rows(Path(out) / "metrics.jsonl")[1]
     rows = [r for r in rows if key in r]
     return [r["step"] for r in rows], [r[key] for r in rows]
 
@@ -457,6 +466,13 @@ def lock_run(out):
     f.seek(0); f.truncate()
     f.write(f"pid {os.getpid()} on {socket.gethostname()} since {datetime.now().astimezone().isoformat(timespec='seconds')}\n"); f.flush()
     return f
+
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+def _os_error(e:OSError) -> str:
+    "An OSError in one line: `cannot write FILE: No space left on device`."
+    what = "cannot write" if e.errno in _WRITE_ERRNOS else "I/O error on"
+    return f"{what} {e.filename}: {e.strerror}" if e.filename else f"{what} a file: {e.strerror or e}"
 
 @contextmanager
 def isolated_rng():
@@ -619,6 +635,9 @@ class Trainer:
                 bar.close()
                 if log: log.close()
             self._finish()
+        except OSError as e:  # a full disk between checkpoints: the last checkpoint is complete, say so in one line
+            raise TrainingError(f"{_os_error(e)}; training stopped at step {self.step} (last complete checkpoint: "
+                                f"{(latest_checkpoint(self.out) if self.out else None) or 'none'})") from None
         finally: self.release()  # also when training stops with an error
         return self
 
