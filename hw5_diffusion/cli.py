@@ -64,13 +64,18 @@ def pick_device(name:str="auto") -> torch.device:
     return torch.device(name)
 
 def writable_out(out, flag:str="--out") -> Path:
-    "Create folder `out` and check a file can be made in it, before any work whose results would go there."
+    "Check a file can be made in folder `out`, before any work whose results would go there; leaves no folder it made for the check."
     out = Path(out)
     if out.exists() and not out.is_dir(): raise CLIError(f"{flag} {out} exists and is not a folder")
+    made = [p for p in [out, *out.parents] if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=out, prefix=".write_test."); os.close(fd); os.unlink(tmp)
     except OSError as e: raise CLIError(f"{flag} {out} is not writable: {e.strerror or e}") from None
+    finally:
+        for p in made:  # deepest first; the writes create them again
+            try: p.rmdir()
+            except OSError: pass
     return out
 
 def run_cli(prog:str, main, argv=None) -> int:
