@@ -179,7 +179,8 @@ DIFFUSERS_BETA_SCHEDULES = {"cosine": "squaredcos_cap_v2"}  # our name -> diffus
 
 def make_scheduler(sampler:str, config:dict):
     """The sampler named `sampler` for a model trained under our scheduler `config`: ours rebuilt from it; a diffusers one given
-    its β schedule, T, prediction type, and x̂_0 clipping where it has that (its own default time-step spacing; PNDM's last step lands on x̂_0, as ours)."""
+    its β schedule, T, prediction type, and x̂_0 clipping where it has that (Heun; DPM-Solver++ and UniPC as thresholding; not Euler,
+    Euler-ancestral, PNDM, LMS), with its own default time-step spacing; PNDM's last step lands on x̂_0, as ours."""
     if sampler not in SAMPLERS: raise CLIError(f"unknown sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
     cls = SAMPLERS[sampler]
     if issubclass(cls, SchedulerMixin): return cls.from_config(config)
@@ -188,6 +189,9 @@ def make_scheduler(sampler:str, config:dict):
                                  "clip_sample", "clip_sample_range") if k in config and k in takes}
     kw["beta_schedule"] = DIFFUSERS_BETA_SCHEDULES.get(kw["beta_schedule"], kw["beta_schedule"])
     if "set_alpha_to_one" in takes: kw["set_alpha_to_one"] = config.get("set_alpha_to_one", True)
+    # DPM-Solver++ and UniPC clip only by dynamic thresholding: with sample_max_value 1 its scale s is always 1, i.e. clipping to [-1, 1]
+    if "clip_sample" not in takes and "thresholding" in takes and config.get("clip_sample") and config.get("clip_sample_range", 1.0) == 1.0:
+        kw.update(thresholding=True, sample_max_value=1.0)
     return cls(**kw)
 
 def default_steps(sampler:str, T:int) -> int:
