@@ -13,10 +13,12 @@ from hw5_diffusion.ddim import DDIMScheduler
 from hw5_diffusion.interop import ExportError, to_diffusers_unet, export_main
 from hw5_diffusion.unet import digits_unet, default_unet
 
-# digits-FID of 150 images at 20 steps (NFE in brackets) from the session's digits model (300 steps × 64 images), measured
-# on the CPU (see the report in benchmarks/RESULTS.md for the 600-step preset); the floor, 150 real training digits, is ~19.
-# Bounds: about twice the measured value, far below what a broken sampler gives (pure noise or blobs: FID > 300).
-FID_BOUND = {"euler": 200, "euler-ancestral": 120, "heun": 100, "dpm-solver++": 200, "unipc": 200, "pndm": 150, "lms": 200}
+# digits-FID of 150 images at 20 steps from the session's digits model (300 steps × 64 images), measured on the CPU:
+# euler 170.8, euler-ancestral 67.0, heun 55.9 (39 NFE), dpm-solver++ 55.6, unipc 55.8, pndm 145.7 (29 NFE), lms 169.6
+# (ours: ddim 55.2); 150 real training digits: 21.2. The samplers that cannot clip x̂_0 (Euler, PNDM, LMS) are the worse
+# ones on a model this short-trained. Broken ones score ~700: uniform noise 675, Euler without init_noise_sigma and
+# scale_model_input (generate before issue 16) 706 with 2 classes. Bounds: about twice the measured value, half of broken.
+FID_BOUND = {"euler": 350, "euler-ancestral": 150, "heun": 150, "dpm-solver++": 150, "unipc": 150, "pndm": 300, "lms": 350}
 
 
 @pytest.mark.parametrize("sampler", list(FID_BOUND))
@@ -27,7 +29,7 @@ def test_diffusers_scheduler_makes_digits(digits_ckpt, sampler):
     fid = samples_fid(x)[0]
     r = digits_recognisability(x)
     print(f"{sampler}: digits-FID {fid:.1f}, recognisability {r}")
-    assert fid < FID_BOUND[sampler] and r["confident"] >= 0.6 and r["classes"] >= 8, (fid, r)
+    assert fid < FID_BOUND[sampler] and r["classes"] >= 8, (fid, r)  # the classifier is confident even on noise: classes count
 
 
 def test_make_scheduler_takes_the_checkpoint_schedule():
