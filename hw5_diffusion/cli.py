@@ -299,7 +299,7 @@ def sample(args):
             check_guidance(cfg, args.guidance, args.guidance_convention, args.ckpt)
             model = ClassifierFreeGuidance(model, args.guidance, args.guidance_convention, scheduler if args.sampler == "ddim" else None)
     except ValueError as e: raise CLIError(f"--{'guidance' if 'guidance' in str(e) else 'class-label'}: {e}") from None
-    T = scheduler.num_train_timesteps
+    T = scheduler.config["num_train_timesteps"]  # diffusers schedulers keep it in their config
     steps = args.steps if args.steps is not None else default_steps(args.sampler, T)
     if not 1 <= steps <= T: raise CLIError(f"--steps must be between 1 and T={T}, got {steps}")
     out = Path(args.out)
@@ -345,7 +345,7 @@ def evaluate_checkpoint(ckpt, n:int=1000, sampler:str="ddpm", steps:int=None, et
     "Sample `n` images from the checkpoint in `ckpt` (classifier-free `guidance` w) and measure them against `ref`; writes `out/` when given."
     model, scheduler, cfg = load_for_sampling(ckpt, device, sampler)
     if guidance is not None: check_guidance(cfg, guidance, convention, ckpt)
-    T = scheduler.num_train_timesteps
+    T = scheduler.config["num_train_timesteps"]  # diffusers schedulers keep it in their config
     steps = steps or default_steps(sampler, T)
     if sampler == "ddim" and eta is None: eta = 0.0
     features = features or ("digits" if str(ref).startswith("digits") else "inception")
