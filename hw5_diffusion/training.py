@@ -16,6 +16,7 @@ import copy, errno, fcntl, importlib.util, json, math, os, random, shutil, signa
 from contextlib import contextmanager
 from datetime import datetime
 from functools import partial
+from fastcore.basics import patch
 from dataclasses import dataclass, field, asdict, fields, replace
 from pathlib import Path
 import numpy as np
@@ -530,7 +531,9 @@ class Trainer:
         except BaseException: self.release(); raise
 
     unwrapped = property(lambda self: self.accelerator.unwrap_model(self.model))
+
     sampling_model = property(lambda self: self.ema.model if self.ema else self.unwrapped, doc="EMA weights when there are some")
+
     global_batch = property(lambda self: self.batch_sampler.global_batch)
 
     def _prepare_out(self, resume, overwrite):
@@ -558,207 +561,221 @@ class Trainer:
             except BaseException: self.release(); raise
         self.accelerator.wait_for_everyone()
 
-    def _next_batch(self, batches):
-        try: x0, y = next(batches)
-        except DataError as e:  # from a loader worker the message carries its traceback: keep the last line
-            raise DataError(str(e).strip().splitlines()[-1].split("DataError: ", 1)[-1]) from None
-        dev = self.accelerator.device
-        return x0.to(dev, non_blocking=True), (y.to(dev) if self.num_classes else None)
-
-    def loss(self, model, x0, y, t, noise):
-        "The objective on one micro-batch: a scalar, or per-image losses (what a timestep sampler needs)."
-        return self.objective(model, self.noise_schedule, x0, y, t=t, noise=noise)
-
-    def train_step(self, batches):
-        "One optimisation step; returns the loss averaged over the global batch and whether to stop."
-        c, acc, b, P, r = self.config, self.accelerator, self.config.batch_size, self.accelerator.num_processes, self.accelerator.process_index
-        t, noise = step_noise(c.seed, self.step, self.global_batch, self.sample_shape, self.noise_scheduler.num_train_timesteps, acc.device)
-        drop = step_label_drop(c.seed, self.step, self.global_batch, c.cond_drop_prob, acc.device) if self.num_classes and c.cond_drop_prob else None
-        w, seen = None, []
-        if self.timestep_sampler:
-            t, w = (v.to(acc.device) for v in self.timestep_sampler.sample(self.global_batch, torch.Generator().manual_seed(stream_seed(c.seed, 2**43, self.step))))
-        loss_sum = torch.zeros((), device=acc.device)
-        for a in range(c.grad_accum):
-            x0, y = self._next_batch(batches)
-            rows = slice((a * P + r) * b, (a * P + r + 1) * b)
-            if drop is not None: y = y.masked_fill(drop[rows], self.num_classes)  # the null class
-            with acc.accumulate(self.model):
-                losses = self.loss(self.model, x0, y, t[rows], noise[rows])
-                loss = (losses * w[rows]).mean() if w is not None else losses.mean()  # w: importance weights 1/(T p_t)
-                acc.backward(loss)
-            loss_sum += loss.detach().float()
-            if self.timestep_sampler: seen.append(acc.gather(losses.detach()))
-        stop = torch.tensor(float(self._stop.name is not None), device=acc.device)
-        mean, bad, stop = acc.reduce(torch.stack([loss_sum / c.grad_accum, (~loss_sum.isfinite()).float(), stop]), "sum").tolist()
-        if bad:
-            raise TrainingError(f"loss is {loss_sum.item() if not loss_sum.isfinite() else 'not finite on another process'} at "
-                                f"step {self.step + 1}: training stopped before updating the weights; last good checkpoint: "
-                                f"{(latest_checkpoint(self.out) if self.out else None) or 'none'}")
-        if self.timestep_sampler: self.timestep_sampler.update(t, torch.cat(seen))  # every process sees the whole global batch
-        self.grad_norm = acc.clip_grad_norm_(self.model.parameters(), c.grad_clip) if c.grad_clip else None
-        self.opt.step(); self.lr_scheduler.step(); self.opt.zero_grad(set_to_none=True)
-        if self.ema: self.ema.update(self.unwrapped)
-        self.step += 1
-        return mean / P, bool(stop)
-
-    def fit(self):
-        "Train from `step` to `max_steps` (or a stop signal); returns self, with `losses`, `samples`, `interrupted`."
-        c, acc = self.config, self.accelerator
-        log = RunLog(self.out, c, self.step) if self.out is not None and self.is_main else None
-        self._announce()
-        self.batch_sampler.start_step = self.step
-        # the loader's base seed comes from its own generator, not the global RNG that `load` restored: drawing it there would
-        # shift every later dropout mask and flip of a resumed run by one draw
-        g = torch.Generator().manual_seed(stream_seed(c.seed, 2**44, self.step, acc.process_index))
-        batches = iter(DataLoader(self.dataset, batch_sampler=self.batch_sampler, num_workers=c.num_workers,
-                                  pin_memory=acc.device.type == "cuda", generator=g))
-        bar = tqdm(total=c.max_steps, initial=self.step, desc="training", disable=not (self.progress and self.is_main), dynamic_ncols=True)
-        window, t0 = [], time.perf_counter()
-        self.model.train()
-        try:
-            try:
-                with stop_signals() as self._stop:
-                    while self.step < c.max_steps:
-                        loss, stop = self.train_step(batches)
-                        self.losses.append(loss); window.append(loss); bar.update()
-                        if self.step % c.log_every == 0 or self.step == c.max_steps or stop:
-                            stats = dict(loss=sum(window) / len(window), lr=self.lr_scheduler.get_last_lr()[0],
-                                         images_per_s=len(window) * self.global_batch / (time.perf_counter() - t0))
-                            if self.grad_norm is not None: stats["grad_norm"] = float(self.grad_norm)
-                            bar.set_postfix(loss=f"{stats['loss']:.4f}", lr=f"{stats['lr']:.2e}", img_s=f"{stats['images_per_s']:.0f}")
-                            if log: log.log(self.step, **stats)
-                            window = []
-                        if log and c.preview_every and self.step % c.preview_every == 0:
-                            with isolated_rng(): log.image("samples", self.sample(c.preview_n, c.preview_steps), self.step)
-                        if self.out is not None and (stop or self.step == c.max_steps or (c.checkpoint_every and self.step % c.checkpoint_every == 0)):
-                            self.save(log)
-                        if window == []: t0 = time.perf_counter()
-                        if stop:
-                            self.interrupted = self._stop.name or "a stop signal on another process"; break
-                bar.close()
-                self._finish(log)
-            finally:
-                bar.close()
-                if log: log.close()
-        except OSError as e:  # a full disk between checkpoints: the last checkpoint is complete, say so in one line
-            raise TrainingError(f"{_os_error(e)}; training stopped at step {self.step} (last complete checkpoint: "
-                                f"{(latest_checkpoint(self.out) if self.out else None) or 'none'})") from None
-        finally: self.release()  # also when training stops with an error
-        return self
-
     def release(self):
         "Give up the run folder's lock (at the end of `fit`; a dead process's lock the kernel drops)."
         if self._lock is not None: self._lock.close(); self._lock = None
 
-    def _announce(self):
-        acc, c, (C, H, W) = self.accelerator, self.config, self.sample_shape
-        if self.is_main and self.progress:
-            print(f"training: {len(self.dataset)} {'latents' if self.vae else 'images'} {C}×{H}×{W}, {type(self.unwrapped).__name__} with {num_params(self.unwrapped) / 1e6:.2f} M parameters; "
-                  f"{acc.num_processes} process(es) on {acc.device.type} × batch {c.batch_size} × {c.grad_accum} accumulation = "
-                  f"global batch {self.global_batch}; steps {self.step} → {c.max_steps}; mixed precision {c.mixed_precision}; "
-                  f"EMA {c.ema_decay if self.ema else 'off'}", file=sys.stderr)
-
-    def _finish(self, log=None):
-        "At the end: the resume hint after a stop signal, else samples.png (in TensorBoard too); the loss curve."
-        c = self.config
-        if not (self.is_main and self.out is not None): return
-        if self.interrupted: print(f"training: stopped by {self.interrupted} at step {self.step}; saved {self.last_checkpoint}", file=sys.stderr)
-        elif self.final_sample_n:
-            n = self.final_sample_n
-            if self.progress: self._announce_sampling(n, c.sample_steps)
-            self.samples = self.sample(n, c.sample_steps, progress=self.progress)
-            grid = log.image("samples", self.samples, self.step) if log else image_grid(self.samples, scale=max(1, 64 // self.samples.shape[-1]))
-            grid.save(self.out / "samples.png")
-        if (self.out / "metrics.jsonl").exists(): save_loss_plot(*read_metrics(self.out), self.out / "loss.png")
-
     final_sample_n = property(lambda self: self.config.sample_n if self.config.sample_n is not None else
                               64 if self.accelerator.device.type == "cuda" else 16, doc="images in samples.png (`sample_n`, or 64 on a GPU and 16 on a CPU)")
 
-    @torch.no_grad()
-    def _announce_sampling(self, n:int, steps:int):
-        "Say what the end-of-run samples will cost when it is more than half a minute, timed on one model call."
-        c, dev, model = self.config, self.accelerator.device, self.sampling_model
-        x = torch.randn((n, *self.sample_shape), device=dev)
-        y = torch.arange(n, device=dev) % self.num_classes if self.num_classes else None
-        was_training = model.training; model.eval()
-        t0 = time.perf_counter(); model(x, torch.zeros(n, dtype=torch.long, device=dev), y); eta = (time.perf_counter() - t0) * steps
-        model.train(was_training)
-        if eta > 30: print(f"training: drawing {n} samples with {c.sample_sampler.upper()}-{steps} for samples.png: about "
-                           f"{eta / 60:.0f} min (--sample-n / --sample-steps / --sample-sampler choose, 0 images skip it)", file=sys.stderr)
+# %% ../nbs/06_training.ipynb #f7b96ab6
+@patch
+def _next_batch(self:Trainer, batches):
+    try: x0, y = next(batches)
+    except DataError as e:  # from a loader worker the message carries its traceback: keep the last line
+        raise DataError(str(e).strip().splitlines()[-1].split("DataError: ", 1)[-1]) from None
+    dev = self.accelerator.device
+    return x0.to(dev, non_blocking=True), (y.to(dev) if self.num_classes else None)
 
-    def sample(self, n:int, steps:int, seed:int=None, progress:bool=False):
-        "`n` images from the sampling (EMA) model with `steps` steps of `sample_sampler`, decoded by the VAE of a latent run; class-conditional models cycle the classes."
-        labels = torch.arange(n, device=self.accelerator.device) % self.num_classes if self.num_classes else None
-        sampler, eta = (DDIMScheduler.from_config(self.noise_scheduler.config), 0.0) if self.config.sample_sampler == "ddim" else (self.noise_scheduler, None)
-        return generate(self.sampling_model, sampler, n, steps=steps, eta=eta, seed=self.config.seed if seed is None else seed,
-                        class_labels=labels, progress=progress, decode=self.vae.decode if self.vae else None)
+@patch
+def loss(self:Trainer, model, x0, y, t, noise):
+    "The objective on one micro-batch: a scalar, or per-image losses (what a timestep sampler needs)."
+    return self.objective(model, self.noise_schedule, x0, y, t=t, noise=noise)
 
-    @torch.no_grad()
-    def eval_loss(self) -> float:
-        "L_simple of the sampling model on a fixed batch: the same images, t and noise at every checkpoint."
-        c, dev = self.config, self.accelerator.device
-        with isolated_rng():
-            if self._eval is None:
-                idx = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(stream_seed(c.seed, 2**41)))[:c.eval_n]
-                items = [self.dataset[int(i)] for i in idx]
-                self._eval = (torch.stack([x for x, _ in items]), torch.tensor([int(l) for _, l in items]),
-                              *step_noise(c.seed, 2**42, len(items), self.sample_shape, self.noise_scheduler.num_train_timesteps))
-            x0, y, t, noise = self._eval
-            model, total = self.sampling_model, 0.0
-            was_training = model.training; model.eval()
-            for i in range(0, len(x0), c.batch_size):
-                s = slice(i, i + c.batch_size)
-                with self.accelerator.autocast():
-                    total += self.loss(model, x0[s].to(dev), y[s].to(dev) if self.num_classes else None,
-                                       t[s].to(dev), noise[s].to(dev)).mean().item() * len(x0[s])
-            model.train(was_training)
-        return total / len(x0)
+@patch
+def train_step(self:Trainer, batches):
+    "One optimisation step; returns the loss averaged over the global batch and whether to stop."
+    c, acc, b, P, r = self.config, self.accelerator, self.config.batch_size, self.accelerator.num_processes, self.accelerator.process_index
+    t, noise = step_noise(c.seed, self.step, self.global_batch, self.sample_shape, self.noise_scheduler.num_train_timesteps, acc.device)
+    drop = step_label_drop(c.seed, self.step, self.global_batch, c.cond_drop_prob, acc.device) if self.num_classes and c.cond_drop_prob else None
+    w, seen = None, []
+    if self.timestep_sampler:
+        t, w = (v.to(acc.device) for v in self.timestep_sampler.sample(self.global_batch, torch.Generator().manual_seed(stream_seed(c.seed, 2**43, self.step))))
+    loss_sum = torch.zeros((), device=acc.device)
+    for a in range(c.grad_accum):
+        x0, y = self._next_batch(batches)
+        rows = slice((a * P + r) * b, (a * P + r + 1) * b)
+        if drop is not None: y = y.masked_fill(drop[rows], self.num_classes)  # the null class
+        with acc.accumulate(self.model):
+            losses = self.loss(self.model, x0, y, t[rows], noise[rows])
+            loss = (losses * w[rows]).mean() if w is not None else losses.mean()  # w: importance weights 1/(T p_t)
+            acc.backward(loss)
+        loss_sum += loss.detach().float()
+        if self.timestep_sampler: seen.append(acc.gather(losses.detach()))
+    stop = torch.tensor(float(self._stop.name is not None), device=acc.device)
+    mean, bad, stop = acc.reduce(torch.stack([loss_sum / c.grad_accum, (~loss_sum.isfinite()).float(), stop]), "sum").tolist()
+    if bad:
+        raise TrainingError(f"loss is {loss_sum.item() if not loss_sum.isfinite() else 'not finite on another process'} at "
+                            f"step {self.step + 1}: training stopped before updating the weights; last good checkpoint: "
+                            f"{(latest_checkpoint(self.out) if self.out else None) or 'none'}")
+    if self.timestep_sampler: self.timestep_sampler.update(t, torch.cat(seen))  # every process sees the whole global batch
+    self.grad_norm = acc.clip_grad_norm_(self.model.parameters(), c.grad_clip) if c.grad_clip else None
+    self.opt.step(); self.lr_scheduler.step(); self.opt.zero_grad(set_to_none=True)
+    if self.ema: self.ema.update(self.unwrapped)
+    self.step += 1
+    return mean / P, bool(stop)
 
-    def save(self, log=None):
-        "Write a checkpoint of the current step: every process calls this, the main process writes."
-        rngs = gather_object([rng_state()])
-        if self.is_main:
-            c, acc = self.config, self.accelerator
-            eval_loss = self.eval_loss() if c.eval_n else None
-            recent = (self._earlier_losses + self.losses)[-50:]
-            meta = dict(data=str(c.data), classes=list(getattr(self.dataset, "classes", [])), train=c.to_dict(), ema=self.ema is not None,
-                        num_processes=acc.num_processes, global_batch=self.global_batch,
-                        metrics=dict(loss=sum(recent) / len(recent) if recent else None, eval_loss=eval_loss),
-                        **({"vae": self.vae.record} if self.vae else {}))
-            state = dict(step=self.step, model=self.unwrapped.state_dict(), optimizer=self.opt.state_dict(),
-                         lr_scheduler=self.lr_scheduler.state_dict(), scaler=acc.scaler.state_dict() if acc.scaler else None,
-                         ema_updates=self.ema.num_updates if self.ema else None, rng=rngs,
-                         timestep_sampler=self.timestep_sampler.state_dict() if self.timestep_sampler else None,
-                         data=dict(seed=c.seed, global_batch=self.global_batch, epoch=self.step // self.batch_sampler.steps_per_epoch),
-                         recent_losses=recent)
-            self.last_checkpoint = write_checkpoint(self.out, self.step, self.sampling_model, self.noise_scheduler, meta, state)
-            rotate_checkpoints(self.out, c.keep_last)
-            if log and eval_loss is not None: log.log(self.step, eval_loss=eval_loss)
-        self.accelerator.wait_for_everyone()
-
-    def load(self, d):
-        "Continue from checkpoint folder `d`: weights, optimizer, LR schedule, EMA, grad scaler, step, random states."
-        d, acc = Path(d), self.accelerator
-        saved = read_config(d)
-        diffs = config_mismatch(saved.get("train", {}), self.config.to_dict()) or _diff(saved["unet"], self.unwrapped.config, "unet.")
-        if diffs: raise CheckpointError(f"checkpoint {d} does not match the requested run: {'; '.join(diffs)} (checkpoint != requested)")
-        st = load_training_state(d)
-        load_state(self.unwrapped, st["model"], d / STATE_FILES[0])
-        if self.ema:
-            load_state(self.ema.model, load_tensors(d / "model.safetensors"), d / "model.safetensors")
-            self.ema.num_updates = st["ema_updates"]
+# %% ../nbs/06_training.ipynb #3b183bdc
+@patch
+def fit(self:Trainer):
+    "Train from `step` to `max_steps` (or a stop signal); returns self, with `losses`, `samples`, `interrupted`."
+    c, acc = self.config, self.accelerator
+    log = RunLog(self.out, c, self.step) if self.out is not None and self.is_main else None
+    self._announce()
+    self.batch_sampler.start_step = self.step
+    # the loader's base seed comes from its own generator, not the global RNG that `load` restored: drawing it there would
+    # shift every later dropout mask and flip of a resumed run by one draw
+    g = torch.Generator().manual_seed(stream_seed(c.seed, 2**44, self.step, acc.process_index))
+    batches = iter(DataLoader(self.dataset, batch_sampler=self.batch_sampler, num_workers=c.num_workers,
+                              pin_memory=acc.device.type == "cuda", generator=g))
+    bar = tqdm(total=c.max_steps, initial=self.step, desc="training", disable=not (self.progress and self.is_main), dynamic_ncols=True)
+    window, t0 = [], time.perf_counter()
+    self.model.train()
+    try:
         try:
-            self.opt.load_state_dict(st["optimizer"]); self.lr_scheduler.load_state_dict(st["lr_scheduler"])
-            if acc.scaler and st["scaler"]: acc.scaler.load_state_dict(st["scaler"])
-        except (ValueError, KeyError, RuntimeError) as e: raise CheckpointError(f"optimizer state in {d} does not fit the model: {e}") from None
-        self.step, self._earlier_losses = st["step"], list(st.get("recent_losses") or [])
-        if self.timestep_sampler and st.get("timestep_sampler"): self.timestep_sampler.load_state_dict(st["timestep_sampler"])
-        if acc.process_index < len(st["rng"]): set_rng_state(st["rng"][acc.process_index])
-        if st["data"]["global_batch"] != self.global_batch and self.is_main:
-            print(f"training: resuming with global batch {self.global_batch} instead of {st['data']['global_batch']}: "
-                  "the data order differs from the interrupted run", file=sys.stderr)
-        self.last_checkpoint = d
-        return self
+            with stop_signals() as self._stop:
+                while self.step < c.max_steps:
+                    loss, stop = self.train_step(batches)
+                    self.losses.append(loss); window.append(loss); bar.update()
+                    if self.step % c.log_every == 0 or self.step == c.max_steps or stop:
+                        stats = dict(loss=sum(window) / len(window), lr=self.lr_scheduler.get_last_lr()[0],
+                                     images_per_s=len(window) * self.global_batch / (time.perf_counter() - t0))
+                        if self.grad_norm is not None: stats["grad_norm"] = float(self.grad_norm)
+                        bar.set_postfix(loss=f"{stats['loss']:.4f}", lr=f"{stats['lr']:.2e}", img_s=f"{stats['images_per_s']:.0f}")
+                        if log: log.log(self.step, **stats)
+                        window = []
+                    if log and c.preview_every and self.step % c.preview_every == 0:
+                        with isolated_rng(): log.image("samples", self.sample(c.preview_n, c.preview_steps), self.step)
+                    if self.out is not None and (stop or self.step == c.max_steps or (c.checkpoint_every and self.step % c.checkpoint_every == 0)):
+                        self.save(log)
+                    if window == []: t0 = time.perf_counter()
+                    if stop:
+                        self.interrupted = self._stop.name or "a stop signal on another process"; break
+            bar.close()
+            self._finish(log)
+        finally:
+            bar.close()
+            if log: log.close()
+    except OSError as e:  # a full disk between checkpoints: the last checkpoint is complete, say so in one line
+        raise TrainingError(f"{_os_error(e)}; training stopped at step {self.step} (last complete checkpoint: "
+                            f"{(latest_checkpoint(self.out) if self.out else None) or 'none'})") from None
+    finally: self.release()  # also when training stops with an error
+    return self
+
+@patch
+def _announce(self:Trainer):
+    acc, c, (C, H, W) = self.accelerator, self.config, self.sample_shape
+    if self.is_main and self.progress:
+        print(f"training: {len(self.dataset)} {'latents' if self.vae else 'images'} {C}×{H}×{W}, {type(self.unwrapped).__name__} with {num_params(self.unwrapped) / 1e6:.2f} M parameters; "
+              f"{acc.num_processes} process(es) on {acc.device.type} × batch {c.batch_size} × {c.grad_accum} accumulation = "
+              f"global batch {self.global_batch}; steps {self.step} → {c.max_steps}; mixed precision {c.mixed_precision}; "
+              f"EMA {c.ema_decay if self.ema else 'off'}", file=sys.stderr)
+
+@patch
+def _finish(self:Trainer, log=None):
+    "At the end: the resume hint after a stop signal, else samples.png (in TensorBoard too); the loss curve."
+    c = self.config
+    if not (self.is_main and self.out is not None): return
+    if self.interrupted: print(f"training: stopped by {self.interrupted} at step {self.step}; saved {self.last_checkpoint}", file=sys.stderr)
+    elif self.final_sample_n:
+        n = self.final_sample_n
+        if self.progress: self._announce_sampling(n, c.sample_steps)
+        self.samples = self.sample(n, c.sample_steps, progress=self.progress)
+        grid = log.image("samples", self.samples, self.step) if log else image_grid(self.samples, scale=max(1, 64 // self.samples.shape[-1]))
+        grid.save(self.out / "samples.png")
+    if (self.out / "metrics.jsonl").exists(): save_loss_plot(*read_metrics(self.out), self.out / "loss.png")
+
+@patch
+@torch.no_grad()
+def _announce_sampling(self:Trainer, n:int, steps:int):
+    "Say what the end-of-run samples will cost when it is more than half a minute, timed on one model call."
+    c, dev, model = self.config, self.accelerator.device, self.sampling_model
+    x = torch.randn((n, *self.sample_shape), device=dev)
+    y = torch.arange(n, device=dev) % self.num_classes if self.num_classes else None
+    was_training = model.training; model.eval()
+    t0 = time.perf_counter(); model(x, torch.zeros(n, dtype=torch.long, device=dev), y); eta = (time.perf_counter() - t0) * steps
+    model.train(was_training)
+    if eta > 30: print(f"training: drawing {n} samples with {c.sample_sampler.upper()}-{steps} for samples.png: about "
+                       f"{eta / 60:.0f} min (--sample-n / --sample-steps / --sample-sampler choose, 0 images skip it)", file=sys.stderr)
+
+@patch
+def sample(self:Trainer, n:int, steps:int, seed:int=None, progress:bool=False):
+    "`n` images from the sampling (EMA) model with `steps` steps of `sample_sampler`, decoded by the VAE of a latent run; class-conditional models cycle the classes."
+    labels = torch.arange(n, device=self.accelerator.device) % self.num_classes if self.num_classes else None
+    sampler, eta = (DDIMScheduler.from_config(self.noise_scheduler.config), 0.0) if self.config.sample_sampler == "ddim" else (self.noise_scheduler, None)
+    return generate(self.sampling_model, sampler, n, steps=steps, eta=eta, seed=self.config.seed if seed is None else seed,
+                    class_labels=labels, progress=progress, decode=self.vae.decode if self.vae else None)
+
+# %% ../nbs/06_training.ipynb #1e18cdfb
+@patch
+@torch.no_grad()
+def eval_loss(self:Trainer) -> float:
+    "L_simple of the sampling model on a fixed batch: the same images, t and noise at every checkpoint."
+    c, dev = self.config, self.accelerator.device
+    with isolated_rng():
+        if self._eval is None:
+            idx = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(stream_seed(c.seed, 2**41)))[:c.eval_n]
+            items = [self.dataset[int(i)] for i in idx]
+            self._eval = (torch.stack([x for x, _ in items]), torch.tensor([int(l) for _, l in items]),
+                          *step_noise(c.seed, 2**42, len(items), self.sample_shape, self.noise_scheduler.num_train_timesteps))
+        x0, y, t, noise = self._eval
+        model, total = self.sampling_model, 0.0
+        was_training = model.training; model.eval()
+        for i in range(0, len(x0), c.batch_size):
+            s = slice(i, i + c.batch_size)
+            with self.accelerator.autocast():
+                total += self.loss(model, x0[s].to(dev), y[s].to(dev) if self.num_classes else None,
+                                   t[s].to(dev), noise[s].to(dev)).mean().item() * len(x0[s])
+        model.train(was_training)
+    return total / len(x0)
+
+@patch
+def save(self:Trainer, log=None):
+    "Write a checkpoint of the current step: every process calls this, the main process writes."
+    rngs = gather_object([rng_state()])
+    if self.is_main:
+        c, acc = self.config, self.accelerator
+        eval_loss = self.eval_loss() if c.eval_n else None
+        recent = (self._earlier_losses + self.losses)[-50:]
+        meta = dict(data=str(c.data), classes=list(getattr(self.dataset, "classes", [])), train=c.to_dict(), ema=self.ema is not None,
+                    num_processes=acc.num_processes, global_batch=self.global_batch,
+                    metrics=dict(loss=sum(recent) / len(recent) if recent else None, eval_loss=eval_loss),
+                    **({"vae": self.vae.record} if self.vae else {}))
+        state = dict(step=self.step, model=self.unwrapped.state_dict(), optimizer=self.opt.state_dict(),
+                     lr_scheduler=self.lr_scheduler.state_dict(), scaler=acc.scaler.state_dict() if acc.scaler else None,
+                     ema_updates=self.ema.num_updates if self.ema else None, rng=rngs,
+                     timestep_sampler=self.timestep_sampler.state_dict() if self.timestep_sampler else None,
+                     data=dict(seed=c.seed, global_batch=self.global_batch, epoch=self.step // self.batch_sampler.steps_per_epoch),
+                     recent_losses=recent)
+        self.last_checkpoint = write_checkpoint(self.out, self.step, self.sampling_model, self.noise_scheduler, meta, state)
+        rotate_checkpoints(self.out, c.keep_last)
+        if log and eval_loss is not None: log.log(self.step, eval_loss=eval_loss)
+    self.accelerator.wait_for_everyone()
+
+@patch
+def load(self:Trainer, d):
+    "Continue from checkpoint folder `d`: weights, optimizer, LR schedule, EMA, grad scaler, step, random states."
+    d, acc = Path(d), self.accelerator
+    saved = read_config(d)
+    diffs = config_mismatch(saved.get("train", {}), self.config.to_dict()) or _diff(saved["unet"], self.unwrapped.config, "unet.")
+    if diffs: raise CheckpointError(f"checkpoint {d} does not match the requested run: {'; '.join(diffs)} (checkpoint != requested)")
+    st = load_training_state(d)
+    load_state(self.unwrapped, st["model"], d / STATE_FILES[0])
+    if self.ema:
+        load_state(self.ema.model, load_tensors(d / "model.safetensors"), d / "model.safetensors")
+        self.ema.num_updates = st["ema_updates"]
+    try:
+        self.opt.load_state_dict(st["optimizer"]); self.lr_scheduler.load_state_dict(st["lr_scheduler"])
+        if acc.scaler and st["scaler"]: acc.scaler.load_state_dict(st["scaler"])
+    except (ValueError, KeyError, RuntimeError) as e: raise CheckpointError(f"optimizer state in {d} does not fit the model: {e}") from None
+    self.step, self._earlier_losses = st["step"], list(st.get("recent_losses") or [])
+    if self.timestep_sampler and st.get("timestep_sampler"): self.timestep_sampler.load_state_dict(st["timestep_sampler"])
+    if acc.process_index < len(st["rng"]): set_rng_state(st["rng"][acc.process_index])
+    if st["data"]["global_batch"] != self.global_batch and self.is_main:
+        print(f"training: resuming with global batch {self.global_batch} instead of {st['data']['global_batch']}: "
+              "the data order differs from the interrupted run", file=sys.stderr)
+    self.last_checkpoint = d
+    return self
 
 # %% ../nbs/06_training.ipynb #98aa9410
 def relative_difference(a:dict, b:dict, start:dict) -> float:
