@@ -60,9 +60,9 @@ def test_step_defaults_and_eta(tiny_ckpt, tmp_path, capsys):
     (["--sampler", "ddim", "--steps", "1001"], "--steps must be between 1 and T=1000, got 1001"),
     (["--sampler", "ddpm", "--steps", "-2"], "--steps must be between 1 and T=1000, got -2"),
     (["--sampler", "ddim", "--eta", "-0.5"], "--eta must be >= 0, got -0.5"),
-    (["--sampler", "ddim", "--eta", "nan"], "--eta must be >= 0, got nan"),
+    (["--sampler", "ddim", "--eta", "nan"], "argument --eta: must be a finite number, got nan"),
     (["--eta", "0.5"], "--eta applies only to --sampler ddim, not ddpm"),
-    (["--sampler", "ddim", "--eta", "lots"], "argument --eta: invalid float value: 'lots'"),
+    (["--sampler", "ddim", "--eta", "lots"], "argument --eta: expected a number, got 'lots'"),
     (["--sampler", "plms"], "argument --sampler: invalid choice: 'plms'"),
 ])
 def test_invalid_combinations(tiny_ckpt, tmp_path, capsys, args, msg):
