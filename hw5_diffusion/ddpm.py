@@ -33,8 +33,10 @@ def ddpm_loss(model, schedule:NoiseSchedule, x0, y=None, generator=None, t=None,
     "L_simple (Eq. 3): MSE between the model's output at x_t and its `prediction_type`'s target (ε, x_0 or v) at a uniformly drawn t (or the given `t`, `noise`)."
     if t is None: t = torch.randint(0, schedule.num_train_timesteps, (x0.shape[0],), device=x0.device, generator=generator)
     if noise is None: noise = torch.randn(x0.shape, device=x0.device, generator=generator)
+    ### BEGIN SOLUTION
     target = prediction_target(schedule, x0, t, noise, prediction_type)
     return F.mse_loss(model(schedule.q_sample(x0, t, noise), t, y), target)
+    ### END SOLUTION
 
 # %% ../nbs/03_ddpm.ipynb #ea89afbf
 SchedulerOutput = namedtuple("SchedulerOutput", "prev_sample pred_original_sample")
@@ -249,10 +251,12 @@ def train_ddpm(model, schedule:NoiseSchedule, dataset, max_steps:int=1000, batch
         x0, y = zip(*(dataset[i] for i in step_batch(seed, step, len(dataset), batch_size).tolist()))    # x_0 ~ q(x_0)
         x0, y = torch.stack(x0).to(device), torch.tensor(y, device=device) if conditional else None
         t, noise = step_noise(seed, step, batch_size, x0.shape[1:], schedule.num_train_timesteps, device)  # t ~ U, ε ~ N(0, I)
+        ### BEGIN SOLUTION
         loss = ddpm_loss(model, schedule, x0, y, t=t, noise=noise)         # ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖²
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip: torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         opt.step(); lr_scheduler.step()                                    # AdamW, then the cosine schedule's next rate
+        ### END SOLUTION
         losses.append(loss.item())
     return losses
