@@ -136,3 +136,10 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
         p = run([*GRADE, *args], check=False, env=ENV)
         assert p.returncode == 2 and p.stdout == "" and len(p.stderr.strip().splitlines()) == 1, (p.returncode, p.stderr)
         assert p.stderr.startswith("hw5-grade: ")
+
+
+def test_docs_parts_table_is_the_rubric():
+    "The parts table on the grading page (a Markdown cell: the docs show no code output that is not stored) is PARTS."
+    from hw5_diffusion.grading import parts_table
+    nb = json.loads((ROOT / "nbs" / "14_grading.ipynb").read_text())
+    assert any(parts_table() in "".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
