@@ -5,7 +5,7 @@ PY     := $(BIN)/python
 # Two notebooks at a time on two cores: one BLAS thread each avoids oversubscription.
 NB_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: install demo student test test-nbs test-py export clean-nbs clean tables docs test-docs browser figures readme gpu
+.PHONY: install docs-env demo student test test-nbs test-py export clean-nbs clean tables docs test-docs browser figures readme gpu
 
 install: $(VENV)/.installed
 
@@ -44,8 +44,18 @@ test-docs: docs browser
 	$(BIN)/pytest -q tests/test_docs.py
 
 ## The docs site in _docs/: nbdev's processed notebooks rendered by Sphinx + MyST-NB (Quarto-free, offline).
-docs: install
+docs: docs-env
 	$(PY) nbs/_docs_tools/build.py
+
+## Our own .venv is created and installed as usual; an environment passed as VENV=... is checked, never installed into.
+ifeq ($(VENV),.venv)
+docs-env: install
+else
+docs-env:
+	@$(PY) -c "import hw5_diffusion, nbdev, sphinx, myst_nb, furo, sphinx_mathjax_offline" 2>/dev/null || { \
+	  echo "make docs: $(VENV) lacks hw5_diffusion or its docs tools, and make does not install into an environment it did not create."; \
+	  echo "To build the docs with it, install them yourself: $(PY) -m pip install -e '.[dev]'"; exit 1; }
+endif
 
 ## Run every notebook (or NBS="nbs/01_forward.ipynb ...") in full and keep its pictures, small, for the docs.
 figures: install

@@ -1,5 +1,5 @@
 "The console scripts end to end, as real processes: outputs, shapes, and one clear error for bad input."
-import json
+import json, re
 import numpy as np
 import pytest
 from PIL import Image
@@ -93,3 +93,12 @@ def test_train_on_image_folder_and_corrupt_image(tmp_path):
     line = _fails(["hw5-train", "--data", tmp_path / "data", "--resolution", "16", "--out", tmp_path / "o2",
                    "--max-steps", "4", "--batch-size", "9", "--sample-n", "0"], "broken.png", only_line=False)
     assert "cannot read image" in line
+
+
+def test_train_reports_the_samples_digits_fid_beside_the_real_floor(tmp_path):
+    "Blobs from a 3-step run get their real (bad) figure, not a flattering one, next to real digits' figure for the same N."
+    p = run(["hw5-train", "--data", "digits", "--out", tmp_path / "run", "--max-steps", "3", "--batch-size", "16",
+             "--sample-n", "16", "--sample-steps", "5"])
+    line = next(l for l in p.stderr.splitlines() if "digits-FID of the 16 images in samples.png" in l)
+    fid, floor = (float(v) for v in re.findall(r": (\d+\.\d)", line))
+    assert fid > 3 * floor, line
