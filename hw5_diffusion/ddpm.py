@@ -119,8 +119,8 @@ def split_variance(model_output, sample):
 
 def model_log_variance(v, min_log, max_log, variance_type:str="learned_range"):
     "log σ² from the variance output v: `learned` is log σ² itself, `learned_range` interpolates log β̃ and log β (Nichol & Dhariwal Eq. 15)."
-    if variance_type == "learned": return v
     ### BEGIN SOLUTION
+    if variance_type == "learned": return v
     frac = (v + 1) / 2                                                          # v ∈ [-1, 1] -> [0, 1]
     return frac * max_log + (1 - frac) * min_log
     ### END SOLUTION
