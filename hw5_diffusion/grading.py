@@ -105,7 +105,11 @@ def student_notebook(nb:dict) -> dict:
     return nb
 
 # %% ../nbs/14_grading.ipynb #4262f1f2
-ROOT = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent  # the instructor's checkout
+def _find_root(start:Path) -> Path:
+    "The checkout holding `start`: the nearest folder upwards with a settings.ini."
+    return next((p for p in [start, *start.parents] if (p / "settings.ini").is_file()), start)
+
+ROOT = Path(__file__).resolve().parents[1] if "__file__" in globals() else _find_root(Path.cwd())  # the instructor's checkout
 
 class GradingInputError(Exception):
     "A submission or project the grader cannot read (one line, exit status 2)."
@@ -186,7 +190,8 @@ def build_package(sub:Path, work:Path, root:Path=None, timeout:float=300) -> Pat
         try: nb = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e: raise GradingInputError(f"{p} is not a notebook: {e}") from None
         _write_nb(nb, work / "nbs" / name)
-    r = subprocess.run([sys.executable, "-c", "from nbdev.doclinks import nbdev_export; nbdev_export()"], cwd=work,
+    # (the call is spelled `export()`: nbdev's docs build skips a cell whose source holds nbdev_export followed by "()")
+    r = subprocess.run([sys.executable, "-c", "from nbdev.doclinks import nbdev_export as export; export()"], cwd=work,
                        capture_output=True, text=True, timeout=timeout)
     if r.returncode: raise GradingInputError(f"nbdev_export failed on the submission: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
     return work
