@@ -34,16 +34,16 @@ import torch.nn.functional as F
 Part = namedtuple("Part", "name category chapter points what")
 
 PARTS = [
-    Part("ddpm.q_sample",            "DDPM",         "01_forward",    4, "`NoiseSchedule.q_sample`: x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε"),
-    Part("ddpm.q_posterior",         "DDPM",         "01_forward",    5, "`NoiseSchedule.q_posterior`: mean, β̃_t and clipped log β̃_t"),
+    Part("ddpm.q_sample",            "DDPM",         "01_forward",    4, "NoiseSchedule.q_sample: x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε"),
+    Part("ddpm.q_posterior",         "DDPM",         "01_forward",    5, "NoiseSchedule.q_posterior: mean, β̃_t and clipped log β̃_t"),
     Part("ddpm.timestep_embedding",  "DDPM",         "02_unet",       4, "`timestep_embedding`: sinusoidal features of t"),
-    Part("ddpm.resblock",            "DDPM",         "02_unet",       4, "`ResBlock.forward`: two conv layers, the embedding, the residual"),
+    Part("ddpm.resblock",            "DDPM",         "02_unet",       4, "ResBlock.forward: two conv layers, the embedding, the residual"),
     Part("ddpm.loss",                "DDPM",         "03_ddpm",       4, "`ddpm_loss`: L_simple"),
     Part("ddpm.train_step",          "DDPM",         "03_ddpm",       4, "the training step inside `train_ddpm` (Algorithm 1)"),
-    Part("ddpm.step",                "DDPM",         "03_ddpm",       5, "`DDPMScheduler.step`: one ancestral step (Algorithm 2)"),
-    Part("ddim.step",                "DDIM",         "04_ddim",      15, "`DDIMScheduler.step`: Eq. 4 for any η"),
-    Part("vae.reparameterization",   "VAE/latent",   "08_latent",    10, "`DiagonalGaussianDistribution.sample`: z = μ + σ ε"),
-    Part("vae.latent_scaling",       "VAE/latent",   "08_latent",    10, "`LatentVAE.encode` / `decode`: the latent scale factor"),
+    Part("ddpm.step",                "DDPM",         "03_ddpm",       5, "DDPMScheduler.step: one ancestral step (Algorithm 2)"),
+    Part("ddim.step",                "DDIM",         "04_ddim",      15, "DDIMScheduler.step: Eq. 4 for any η"),
+    Part("vae.reparameterization",   "VAE/latent",   "08_latent",    10, "DiagonalGaussianDistribution.sample: z = μ + σ ε"),
+    Part("vae.latent_scaling",       "VAE/latent",   "08_latent",    10, "LatentVAE.encode / decode: the latent scale factor"),
     Part("cfg.label_dropout",        "CFG",          "06_training",   5, "`step_label_drop`: which labels become the null class"),
     Part("cfg.guidance",             "CFG",          "09_cfg",        5, "`guide`: the guided ε̃ of Eq. 5"),
     Part("advanced.cosine_schedule", "advanced",     "01_forward",    8, "`cosine_betas`: the cosine β schedule, capped at 0.999"),
