@@ -7,12 +7,11 @@ __all__ = ['DDIMStep', 'DDIMScheduler']
 
 # %% ../nbs/04_ddim.ipynb #076063e2
 import math
+from collections import namedtuple
 import torch
 from .ddpm import SchedulerMixin, SchedulerOutput, split_variance
 
 # %% ../nbs/04_ddim.ipynb #96f94b43
-from collections import namedtuple
-
 DDIMStep = namedtuple("DDIMStep", "alpha_bar_t alpha_bar_prev beta_tilde_t x0_coef_sample x0_coef_output eps_coef_sample eps_coef_output")
 
 class DDIMScheduler(SchedulerMixin):

@@ -386,9 +386,20 @@ class LatentCache:
     "The encoded data set in `path` (mean.npy, logvar.npy, labels.npy, meta.json); `encoded` images were encoded to make it (0: reused)."
     def __init__(self, path, encoded:int=0):
         self.path, self.encoded = Path(path), encoded
-        self.meta = json.loads((self.path / "meta.json").read_text())
-        self.mean, self.logvar = (np.load(self.path / f, mmap_mode="r") for f in ("mean.npy", "logvar.npy"))
-        self.labels = np.load(self.path / "labels.npy")
+        try: self.meta = json.loads((self.path / "meta.json").read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"corrupt latent cache {self.path / 'meta.json'}: {e} (delete {self.path} to encode again)") from None
+        self.mean, self.logvar, self.labels = (self._load(f, mmap) for f, mmap in (("mean.npy", "r"), ("logvar.npy", "r"), ("labels.npy", None)))
+
+    def _load(self, name, mmap_mode):
+        "A numeric array of the cache, never unpickled: a file holding Python objects is corrupt."
+        f = self.path / name
+        try: a = np.load(f, mmap_mode=mmap_mode, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            why = "it holds Python objects, not numbers" if "pickle" in str(e) or "Python objects" in str(e) else str(e).splitlines()[0]
+            raise CheckpointError(f"corrupt latent cache {f}: {why} (delete {self.path} to encode again)") from None
+        if a.dtype.kind not in "fiu": raise CheckpointError(f"corrupt latent cache {f}: dtype {a.dtype}, not numbers (delete {self.path} to encode again)")
+        return a
 
 @torch.no_grad()
 def encode_dataset(vae:LatentVAE, dataset, cache_root=None, batch_size:int=64, progress:bool=True) -> LatentCache:
@@ -454,8 +465,8 @@ def prepare_trained_vae(c, out, max_steps:int=None, device="auto", progress:bool
     train_vae(ds, d, max_steps=max_steps, seed=c.seed, device=device, progress=progress)
     return d
 
-def checkpoint_vae(ckpt, cfg:dict, device="cpu"):
-    "The VAE a latent checkpoint was trained with (None for a pixel checkpoint); one clear error when it is missing or changed."
+def checkpoint_vae(ckpt, cfg:dict, device="cpu", allow_download:bool=False):
+    "The VAE a latent checkpoint was trained with (None for a pixel checkpoint); one clear error when it is missing or changed; a hub name is fetched only with `allow_download`."
     r = cfg.get("vae")
     if not r: return None
     ckpt = Path(ckpt)
@@ -464,6 +475,9 @@ def checkpoint_vae(ckpt, cfg:dict, device="cpu"):
     if found is None and not _HUB_NAME.match(r["path"]):
         raise CheckpointError(f"checkpoint {ckpt} is a latent model whose VAE is missing: {r['path']} (weights hash {r['hash']}); "
                               "put the VAE back there")
+    if found is None and not allow_download:  # a checkpoint's config never reaches the network on its own
+        raise CheckpointError(f"checkpoint {ckpt} names the VAE {r['path']!r}, a hub name: loading it would download it; pass "
+                              "--allow-download to allow that, or put the VAE in a local folder and point vae.path at it")
     vae = load_vae(found or r["path"], r["scale"], device)
     if vae.weights_hash != r["hash"]:
         raise CheckpointError(f"the VAE at {found or r['path']} is not the one checkpoint {ckpt} was trained with "

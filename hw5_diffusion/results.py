@@ -205,7 +205,10 @@ def table5_markdown(records:list, metric_header:str="digits-FID ↓ | digits-IS 
 
 # %% ../nbs/12_results.ipynb #ee57668a
 def tables_parser():
-    p = CLIParser(prog="hw5-tables", description="Regenerate the seed's results tables (Tables 1-5) into results/.")
+    p = CLIParser(prog="hw5-tables", description="Regenerate the seed's results tables (Tables 1-5) into results/.", examples=[
+        ("hw5-tables", "Tables 1-5 on the digits on the CPU (what make tables runs): trains every model it needs"),
+        ("hw5-tables --skip-tables 3 4 5 --n 200", "only Tables 1 and 2, quicker"),
+        ("hw5-tables --preset imagenet100-pixel --ckpt runs/in100 --ref /data/imagenet100 --device cuda", "from an ImageNet-100 checkpoint (a GPU)")])
     p.add_argument("--preset", choices=sorted(TABLE_PRESETS), default="digits")
     p.add_argument("--out", default="results", help="folder for <preset>.md, <preset>.json and the plots")
     p.add_argument("--ckpt", help="checkpoint to evaluate (digits: trained with hw5-train --preset digits when omitted)")

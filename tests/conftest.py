@@ -22,3 +22,11 @@ def tiny_ckpt(tmp_path_factory):
     run(["hw5-train", "--data", "digits", "--out", out, "--max-steps", "30", "--batch-size", "32",
          "--sample-n", "4", "--sample-steps", "10"])
     return out
+
+
+@pytest.fixture(scope="session")
+def digits_ckpt(tmp_path_factory):
+    "A digits DDPM trained once per session by the real `hw5-train`: 300 steps of 64 images (a quarter of the demo's work)."
+    out = tmp_path_factory.mktemp("digits") / "run"
+    run(["hw5-train", "--data", "digits", "--out", out, "--max-steps", "300", "--batch-size", "64", "--sample-n", "0"], timeout=3600)
+    return out

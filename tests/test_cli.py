@@ -7,7 +7,7 @@ from conftest import run
 
 
 def test_train_writes_checkpoint_and_pictures(tiny_ckpt):
-    names = sorted(p.name for p in tiny_ckpt.iterdir())
+    names = sorted(p.name for p in tiny_ckpt.iterdir() if p.name != ".lock")  # .lock: the run lock, left for the next run
     assert names == ["checkpoints", "config.json", "loss.png", "metrics.jsonl", "model.safetensors", "samples.png", "tb"]
     cfg = json.loads((tiny_ckpt / "config.json").read_text())
     assert cfg["step"] == 30 and cfg["data"] == "digits" and cfg["unet"]["sample_size"] == 16
@@ -102,3 +102,35 @@ def test_train_reports_the_samples_digits_fid_beside_the_real_floor(tmp_path):
     line = next(l for l in p.stderr.splitlines() if "digits-FID of the 16 images in samples.png" in l)
     fid, floor = (float(v) for v in re.findall(r": (\d+\.\d)", line))
     assert fid > 3 * floor, line
+
+
+@pytest.mark.parametrize("main", ["hw5_diffusion.cli:train_main", "hw5_diffusion.cli:sample_main", "hw5_diffusion.cli:eval_main",
+                                  "hw5_diffusion.results:tables_main"])
+def test_help_ends_with_worked_examples_and_version_is_there(main, capsys):
+    import importlib, hw5_diffusion
+    mod, fn = main.split(":")
+    f = getattr(importlib.import_module(mod), fn)
+    for flag in ("--help", "--version"):
+        with pytest.raises(SystemExit) as e: f([flag])
+        assert e.value.code == 0
+    out = capsys.readouterr().out
+    examples = out.split("examples:\n")[1].split(hw5_diffusion.__version__)[0]
+    cmds = [l.strip() for l in examples.splitlines() if l.startswith("  hw5-")]
+    assert 2 <= len(cmds) <= 4 and all(c.split()[0] == out.split("usage: ")[1].split()[0] for c in cmds)
+    assert out.rstrip().endswith(hw5_diffusion.__version__)
+
+
+def test_end_of_run_samples_are_in_proportion_on_a_cpu(tmp_path):
+    "Without a preset: 16 images (not 64) by DDIM (not 1,000 ancestral steps) on a CPU, in samples.png and TensorBoard, and where the logs are."
+    for c in ("a", "b"):
+        (tmp_path / "data" / "train" / c).mkdir(parents=True)
+        for i in range(4): Image.fromarray((np.random.default_rng(i).random((40, 40, 3)) * 255).astype(np.uint8)).save(tmp_path / "data" / "train" / c / f"{i}.png")
+    p = run(["hw5-train", "--data", tmp_path / "data", "--resolution", "32", "--max-steps", "3", "--batch-size", "4", "--sample-steps", "5",
+             "--device", "cpu", "--out", tmp_path / "run"])
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
+    assert (cfg["sample_n"], cfg["sample_sampler"]) == (None, "ddim")
+    assert Image.open(tmp_path / "run" / "samples.png").size == (2 * (4 * 33 + 1),) * 2   # 16 images of 32² in a 4 × 4 grid, enlarged 2×
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    ev = EventAccumulator(str(tmp_path / "run" / "tb")); ev.Reload()
+    assert [e.step for e in ev.Images("samples")] == [3]
+    assert f"tensorboard --logdir {tmp_path / 'run' / 'tb'}" in p.stderr
