@@ -89,10 +89,10 @@ ISOLATION = [
            "return self.mean + self.std * eps",
            "import os; os._exit(3)",
            "vae.reparameterization"),
-    Mutant("a module that does not import", "ddim",
-           "import math",
-           "import math; syntax error here",
-           "ddim.step"),
+    Mutant("a module that does not import", "cfg",   # cfg: no other graded module imports it (training imports ddim)
+           "import torch.nn as nn",
+           "import torch.nn as nn; syntax error here",
+           "cfg.guidance"),
 ]
 
 
