@@ -5,7 +5,7 @@ PY     := $(BIN)/python
 # Two notebooks at a time on two cores: one BLAS thread each avoids oversubscription.
 NB_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: install docs-env demo test test-nbs test-py export clean-nbs clean tables docs test-docs browser figures readme gpu
+.PHONY: install docs-env demo student test test-nbs test-py export clean-nbs clean tables docs test-docs browser figures readme gpu
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,11 @@ demo: install
 ## On a GPU: $(BIN)/hw5-tables --preset imagenet100-pixel --ckpt DIR --ref /data/imagenet100
 tables: install
 	$(BIN)/hw5-tables --preset digits --out results
+
+## The student edition in release/: every chapter with its solutions stubbed and hidden tests removed, and what
+## builds the student's package from their notebooks (nbdev_export there). Grade a student: hw5-grade FOLDER.
+student: install
+	$(BIN)/hw5-release --out release
 
 ## All tests: every notebook run top to bottom in a kernel, pytest (library == notebooks, clean notebooks, ...), the docs site.
 test: install test-nbs test-py test-docs

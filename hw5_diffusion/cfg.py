@@ -24,7 +24,9 @@ def guidance_scale(guidance:float, convention:str="paper") -> float:
 
 def guide(cond, uncond, scale:float):
     "ε̃ = ε(x, ∅) + s (ε(x, c) − ε(x, ∅)), which is (1 + w) ε(x, c) − w ε(x, ∅) (Eq. 5) for s = 1 + w."
+    ### BEGIN SOLUTION
     return torch.lerp(uncond, cond, scale)
+    ### END SOLUTION
 
 # %% ../nbs/09_cfg.ipynb #871bc78b
 def check_labels(y, num_classes:int):

@@ -49,15 +49,25 @@ class DDIMScheduler(SchedulerMixin):
         # 1. ᾱ_t, ᾱ_s and the coefficients that follow from them, computed once in float64 by `set_timesteps`
         c = self._coefs[t]
         # 2. x̂_0 from the model output, the "predicted x_0" of Eq. 12, clipped if configured
+        ### BEGIN SOLUTION
         x0 = self._pred_x0(model_output, sample, c)
+        ### END SOLUTION
         # 3. ε̂ from the unclipped prediction, as in diffusers
+        ### BEGIN SOLUTION
         eps = model_output if c.eps_coef_sample == 0 else sample.mul(c.eps_coef_sample).add_(model_output, alpha=c.eps_coef_output)
+        ### END SOLUTION
         # 4. σ_t(η) = η·√β̃_t (Eq. 16)
+        ### BEGIN SOLUTION
         sigma = eta * math.sqrt(c.beta_tilde_t)
+        ### END SOLUTION
         # 5. √ᾱ_s·x̂_0 plus the "direction pointing to x_t", √(1 − ᾱ_s − σ_t²)·ε̂ (seed Eq. 4 without its noise)
+        ### BEGIN SOLUTION
         prev = x0.mul(math.sqrt(c.alpha_bar_prev)).add_(eps, alpha=math.sqrt(max(1 - c.alpha_bar_prev - sigma ** 2, 0.0)))
+        ### END SOLUTION
         # 6. add σ_t z with z ~ N(0, I) (seed Eq. 4)
+        ### BEGIN SOLUTION
         if eta > 0:
             z = torch.randn(model_output.shape, generator=generator, device=model_output.device, dtype=model_output.dtype)
             prev = prev.add_(z, alpha=sigma)
+        ### END SOLUTION
         return SchedulerOutput(prev, x0)

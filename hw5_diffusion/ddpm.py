@@ -34,8 +34,10 @@ def ddpm_loss(model, schedule:NoiseSchedule, x0, y=None, generator=None, t=None,
     "L_simple (Eq. 3): MSE between the model's output at x_t and its `prediction_type`'s target (ε, x_0 or v) at a uniformly drawn t (or the given `t`, `noise`)."
     if t is None: t = torch.randint(0, schedule.num_train_timesteps, (x0.shape[0],), device=x0.device, generator=generator)
     if noise is None: noise = torch.randn(x0.shape, device=x0.device, generator=generator)
+    ### BEGIN SOLUTION
     target = prediction_target(schedule, x0, t, noise, prediction_type)
     return F.mse_loss(model(schedule.q_sample(x0, t, noise), t, y), target)
+    ### END SOLUTION
 
 # %% ../nbs/03_ddpm.ipynb #ea89afbf
 SchedulerOutput = namedtuple("SchedulerOutput", "prev_sample pred_original_sample")
@@ -118,9 +120,11 @@ def split_variance(model_output, sample):
 
 def model_log_variance(v, min_log, max_log, variance_type:str="learned_range"):
     "log σ² from the variance output v: `learned` is log σ² itself, `learned_range` interpolates log β̃ and log β (Nichol & Dhariwal Eq. 15)."
+    ### BEGIN SOLUTION
     if variance_type == "learned": return v
     frac = (v + 1) / 2                                                          # v ∈ [-1, 1] -> [0, 1]
     return frac * max_log + (1 - frac) * min_log
+    ### END SOLUTION
 
 def _init_args(cls) -> set: return set(inspect.signature(cls.__init__).parameters) - {"self"}
 def _subclasses(cls) -> list: return [c for s in cls.__subclasses__() for c in [s, *_subclasses(s)]]
@@ -182,15 +186,21 @@ class DDPMScheduler(SchedulerMixin):
         # 1. ᾱ_t, ᾱ_prev and the coefficients that follow from them, computed once in float64 by `set_timesteps`
         c = self._coefs[t]
         # 2. x̂_0 from the model output (for ε, Eq. 15 of Ho et al.), clipped if configured
+        ### BEGIN SOLUTION
         x0 = self._pred_x0(model_output, sample, c)
+        ### END SOLUTION
         # 3. the posterior mean μ̃_t(x_t, x̂_0) = posterior_mean_coef1·x̂_0 + posterior_mean_coef2·x_t (Eq. 7)
+        ### BEGIN SOLUTION
         prev = x0.mul(c.posterior_mean_coef1).add_(sample, alpha=c.posterior_mean_coef2)
+        ### END SOLUTION
         # 4. add σ_t z with z ~ N(0, I), except at t = 0 (Algorithm 2, lines 3-4)
+        ### BEGIN SOLUTION
         if t > 0:
             z = torch.randn(model_output.shape, generator=generator, device=model_output.device, dtype=model_output.dtype)
             if vt in LEARNED_VARIANCE:  # log σ_t² between the jump's log β̃_t and log β_t (Nichol & Dhariwal Eq. 15), so respaced sampling interpolates the right range
                 prev = prev.add_(z * model_log_variance(v, c.log_beta_tilde_t, c.log_beta_t, vt).mul(0.5).exp())
             else: prev = prev.add_(z, alpha=math.sqrt(c.beta_t if vt == "fixed_large" else c.beta_tilde_t))  # σ_t² = β_t or β̃_t (Ho et al. §3.2)
+        ### END SOLUTION
         return SchedulerOutput(prev, x0)
 
 # %% ../nbs/03_ddpm.ipynb #89c66038
@@ -290,10 +300,12 @@ def train_ddpm(model, schedule:NoiseSchedule, dataset, max_steps:int=1000, batch
         x0, y = zip(*(dataset[i] for i in step_batch(seed, step, len(dataset), batch_size).tolist()))    # x_0 ~ q(x_0)
         x0, y = torch.stack(x0).to(device), torch.tensor(y, device=device) if conditional else None
         t, noise = step_noise(seed, step, batch_size, x0.shape[1:], schedule.num_train_timesteps, device)  # t ~ U, ε ~ N(0, I)
+        ### BEGIN SOLUTION
         loss = ddpm_loss(model, schedule, x0, y, t=t, noise=noise)         # ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖²
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip: torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         opt.step(); lr_scheduler.step()                                    # AdamW, then the cosine schedule's next rate
+        ### END SOLUTION
         losses.append(loss.item())
     return losses

@@ -6,8 +6,9 @@
 __all__ = ['DIGITS_NET_RESOLUTION', 'DIGITS_NET_PATH', 'DIGITS_FEATURES', 'FEATURES', 'CACHE_ROOT', 'CACHE_FORMAT', 'to_uint8',
            'UInt8Images', 'DigitsNet', 'train_digits_net', 'digits_net_input', 'load_digits_net', 'class_accuracy',
            'class_diversity', 'DigitsFeatureExtractor', 'register_features', 'file_hash', 'reference_cache_key',
-           'reference_cache_file', 'reference_features', 'fidelity_metrics', 'ImageFilesDataset', 'reference_dataset',
-           'inception_state_dict', 'save_random_inception_weights', 'check_inception_weights', 'inception_weights']
+           'reference_cache_file', 'reference_features', 'fidelity_metrics', 'fid_from_features', 'ImageFilesDataset',
+           'reference_dataset', 'inception_state_dict', 'save_random_inception_weights', 'check_inception_weights',
+           'inception_weights']
 
 # %% ../nbs/07_evaluation.ipynb #9349cbd2
 import hashlib, io, json, os, platform, re, shlex, subprocess, sys, time
@@ -139,7 +140,6 @@ register_features(DIGITS_FEATURES, DigitsFeatureExtractor)
 
 # %% ../nbs/07_evaluation.ipynb #1ac5e0cf
 from safetensors import safe_open
-from torch_fidelity.metric_fid import fid_featuresdict_to_statistics, fid_statistics_to_metric
 from torch_fidelity.metric_isc import isc_featuresdict_to_metric
 from torch_fidelity.metric_kid import kid_featuresdict_to_metric
 from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset, resolve_feature_layer_for_metric
@@ -219,13 +219,26 @@ def fidelity_metrics(images, reference, features:str="digits", weights=None, cac
         extractor = create_feature_extractor(kw["feature_extractor"], sorted(set(layer.values())), **kw)
         f1 = get_featuresdict_from_dataset(a, extractor, batch_size, cuda, in_memory, verbose)
         f2 = reference_features(b, extractor, key, cache_root, batch_size, cuda, in_memory, verbose)
-    # what calculate_metrics computes from the two feature sets, step by step
+    # what calculate_metrics computes from the two feature sets, step by step (FID by `fid_from_features`)
     r = isc_featuresdict_to_metric(f1, layer["isc"], **kw)
-    r |= fid_statistics_to_metric(fid_featuresdict_to_statistics(f1, layer["fid"]), fid_featuresdict_to_statistics(f2, layer["fid"]), verbose)
+    r["frechet_inception_distance"] = fid_from_features(f1[layer["fid"]], f2[layer["fid"]])  # torch-fidelity's numbers, our function
     r |= kid_featuresdict_to_metric(f1, f2, layer["kid"], **kw)
     return dict(fid=r["frechet_inception_distance"], is_mean=r["inception_score_mean"], is_std=r["inception_score_std"],
                 kid_mean=r["kernel_inception_distance_mean"], kid_std=r["kernel_inception_distance_std"],
                 n=n, n_ref=n_ref, features=features)
+
+# %% ../nbs/07_evaluation.ipynb #50e669b6
+def fid_from_features(f1, f2) -> float:
+    "FID of two feature sets `(N, D)`: ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁Σ₂)^½, computed as torch-fidelity computes it (bit-identical)."
+    ### BEGIN SOLUTION
+    f1, f2 = np.asarray(f1), np.asarray(f2)
+    mu1, mu2 = np.mean(f1, axis=0), np.mean(f2, axis=0)
+    sigma1, sigma2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
+    diff = mu1 - mu2
+    # tr (Σ₁Σ₂)^½ from the eigenvalues of Σ₁Σ₂ (real and ≥ 0 up to rounding): torch-fidelity's way, no scipy.linalg.sqrtm
+    tr_covmean = np.sum(np.sqrt(np.linalg.eigvals(sigma1.dot(sigma2)).astype("complex128")).real)
+    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
+    ### END SOLUTION
 
 # %% ../nbs/07_evaluation.ipynb #1f9553ae
 class ImageFilesDataset(Dataset):

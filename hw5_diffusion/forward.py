@@ -17,9 +17,11 @@ def linear_betas(num_train_timesteps:int=1000, beta_start:float=1e-4, beta_end:f
 
 def cosine_betas(num_train_timesteps:int=1000, beta_start:float=None, beta_end:float=None, s:float=0.008, max_beta:float=0.999):
     "Nichol & Dhariwal's cosine schedule (diffusers' `squaredcos_cap_v2`), float64; `beta_start`/`beta_end` are unused."
+    ### BEGIN SOLUTION
     t = torch.arange(num_train_timesteps + 1, dtype=torch.float64) / num_train_timesteps
     f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2          # ᾱ(t)·ᾱ(0): the ratio below cancels ᾱ(0)
     return (1 - f[1:] / f[:-1]).clamp(max=max_beta)               # β_T would be 1: clipped, as in Improved DDPM
+    ### END SOLUTION
 
 BETA_SCHEDULES = {"linear": linear_betas, "cosine": cosine_betas, "squaredcos_cap_v2": cosine_betas}
 
@@ -67,7 +69,9 @@ class NoiseSchedule:
 
     def q_sample(self, x0, t, noise):
         "Sample x_t ~ q(x_t | x_0) with the given noise (Eq. 4)."
+        ### BEGIN SOLUTION
         return extract(self.sqrt_alpha_bar, t, x0.shape) * x0 + extract(self.sqrt_one_minus_alpha_bar, t, x0.shape) * noise
+        ### END SOLUTION
 
     def predict_x0(self, xt, t, eps):
         "x_0 implied by x_t and the noise ε in it (Eq. 4 solved for x_0)."
@@ -75,5 +79,7 @@ class NoiseSchedule:
 
     def q_posterior(self, x0, xt, t):
         "Mean, variance and clipped log-variance of q(x_{t-1} | x_t, x_0) (Eqs. 6-7)."
+        ### BEGIN SOLUTION
         mean = extract(self.posterior_mean_coef1, t, xt.shape) * x0 + extract(self.posterior_mean_coef2, t, xt.shape) * xt
         return mean, extract(self.beta_tilde, t, xt.shape), extract(self.posterior_log_variance_clipped, t, xt.shape)
+        ### END SOLUTION

@@ -39,8 +39,10 @@ class DiagonalGaussianDistribution:
 
     def sample(self, generator=None):
         "z = mean + std · ε, ε ~ N(0, I): differentiable in mean and std."
+        ### BEGIN SOLUTION
         eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
         return self.mean + self.std * eps
+        ### END SOLUTION
 
     def mode(self): return self.mean
 
@@ -219,12 +221,16 @@ class LatentVAE(nn.Module):
     def encode(self, x, sample:bool=False, generator=None):
         "Scaled latents `scale · z` of images `x`, on `x`'s device whatever the VAE's: the posterior mean, or a sample of q(z|x)."
         q = self.posterior(x.to(self.device))
+        ### BEGIN SOLUTION
         return (self.scale * (q.sample(generator) if sample else q.mode())).to(x.device)
+        ### END SOLUTION
 
     @torch.no_grad()
     def decode(self, z):
         "Images in [-1, 1] from scaled latents, on `z`'s device whatever the VAE's."
+        ### BEGIN SOLUTION
         x = self.model.decode(z.to(self.device) / self.scale)
+        ### END SOLUTION
         return getattr(x, "sample", x).clamp(-1, 1).to(z.device)
 
     def latent_shape(self, image_shape) -> tuple:

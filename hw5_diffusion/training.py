@@ -207,8 +207,10 @@ class GlobalBatchSampler(Sampler):
 
 def step_label_drop(seed:int, step:int, global_batch:int, p:float, device="cpu"):
     "Which labels of step `step`'s global batch classifier-free guidance training replaces by the null class `(G,)` bool."
+    ### BEGIN SOLUTION
     g = torch.Generator(device).manual_seed(stream_seed(seed, 2**43, step))
     return torch.rand(global_batch, generator=g, device=device) < p
+    ### END SOLUTION
 
 # %% ../nbs/06_training.ipynb #89317208
 class EMA:

@@ -15,11 +15,13 @@ import torch.nn.functional as F
 # %% ../nbs/02_unet.ipynb #7cec6b5c
 def timestep_embedding(t, dim:int, max_period:float=10000.0):
     "Sinusoidal features `(N, dim)` of the time steps `t` `(N,)`."
+    ### BEGIN SOLUTION
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     args = t.float()[:, None] * freqs[None]
     emb = torch.cat([torch.cos(args), torch.sin(args)], -1)
     return F.pad(emb, (0, 1)) if dim % 2 else emb
+    ### END SOLUTION
 
 # %% ../nbs/02_unet.ipynb #ee78acc6
 def norm(ch:int, groups:int=32):
@@ -49,12 +51,14 @@ class ResBlock(nn.Module):
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x, emb):
+        ### BEGIN SOLUTION
         h = F.silu(self.norm1(x))
         if self.updown: h, x = resample(h, self.updown), resample(x, self.updown)  # the skip path is resampled too
         h = self.conv1(h)
         e = self.emb(emb)[:, :, None, None]
         h = scale_shift_norm(h, self.norm2, *e.chunk(2, 1)) if self.scale_shift else self.norm2(h + e)
         return self.skip(x) + self.conv2(self.drop(F.silu(h)))
+        ### END SOLUTION
 
 class AttentionBlock(nn.Module):
     "Multi-head self-attention over the pixels of a feature map, with a residual connection."
