@@ -47,7 +47,7 @@ def notebook_pages(nbs: Path) -> list:
 def expected_pages(root: Path) -> list:
     "Every page the navigation must list, in order: the chapters, the API reference, the results (when present)."
     pages = [p for _, p, _, _ in notebook_pages(root / "nbs") if p != "index.html"] + ["api.html"]
-    return pages + (["results.html"] if list((root / "results").glob("*.md")) else [])
+    return pages + (["tables.html"] if list((root / "results").glob("*.md")) else [])
 
 
 def _stale(site: Path, root: Path) -> bool:
@@ -228,13 +228,13 @@ def test_objects_inventory_lists_the_api(site):
 def test_results_tables_are_included(site):
     tables = sorted((ROOT / "results").glob("*.md"))
     if not tables:
-        assert not (site / "results.html").exists(); return
-    t = re.sub(r"\s", "", _text((site / "results.html").read_text()))
+        assert not (site / "tables.html").exists(); return
+    t = re.sub(r"\s", "", _text((site / "tables.html").read_text()))
     for f in tables:
         rows = [l for l in f.read_text().splitlines() if l.startswith("|") and not set(l) <= set("|-: ")]
         cells = [re.sub(r"[\s`*]", "", c) for r in rows for c in r.strip().strip("|").split("|")]
         missing = [c for c in cells if c and "$" not in c and c not in t]
-        assert cells and not missing, f"{f.name}: table cells not on results.html: {missing[:5]}"
+        assert cells and not missing, f"{f.name}: table cells not on tables.html: {missing[:5]}"
 
 
 # ---------------------------------------------------------------- in the browser

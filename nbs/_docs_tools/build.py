@@ -228,7 +228,7 @@ def results_page(results: Path) -> str | None:
     "The evaluation tables written by `make tables` (results/*.md), or None when there are none yet."
     tables = sorted(results.glob("*.md")) if results.is_dir() else []
     if not tables: return None
-    out = ["# Results", "", "The tables written by `make tables` from the evaluation runs (`results/`)."]
+    out = ["# Results tables", "", "The tables written by `make tables` (`hw5-tables`, the results chapter) from the evaluation runs (`results/`)."]
     for t in tables:
         body = t.read_text().strip()
         if not body.startswith("#"): out += ["", f"## {t.stem}"]
@@ -280,7 +280,8 @@ def build(out: Path = None, n_workers: int = 2, quiet: bool = False) -> Path:
     (src / "api.md").write_text(api_page(mods), encoding="utf-8"); toc.append("api")
     res = results_page(root / "results")
     if res:
-        (src / "results.md").write_text(res, encoding="utf-8"); toc.append("results")
+        # tables.html: the results chapter (12_results) has results.html
+        (src / "tables.md").write_text(res, encoding="utf-8"); toc.append("tables")
         for f in (root / "results").iterdir():
             if f.is_file() and f.suffix != ".md": shutil.copy2(f, src / f.name)
     # the navigation, in chapter order, hangs off the home page
