@@ -5,7 +5,7 @@ PY     := $(BIN)/python
 # Two notebooks at a time on two cores: one BLAS thread each avoids oversubscription.
 NB_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: install docs-env demo student test test-nbs test-py export clean-nbs clean tables docs test-docs browser figures readme gpu
+.PHONY: install docs-env demo student test test-nbs test-py export cli-help clean-nbs clean tables docs test-docs browser figures readme gpu
 
 install: $(VENV)/.installed
 
@@ -78,6 +78,11 @@ gpu: install
 ## Developer helpers
 export: install
 	$(BIN)/nbdev_export
+	$(MAKE) cli-help
+
+## Every command's --help text, stored for the launcher (hw5_diffusion/cli_help.json); a test says when it is stale.
+cli-help: install
+	$(PY) -c "from hw5_diffusion.launch import write_help; print('wrote', write_help())"
 
 clean-nbs: install
 	$(BIN)/nbdev_clean

@@ -19,16 +19,18 @@ __all__ = ['Part', 'PARTS', 'PART', 'RUBRIC', 'SOLUTION', 'HIDDEN', 'STUB', 'ROO
            'encode_scales_the_mean', 'encode_scales_a_sample', 'decode_unscales', 'drops_a_fraction_p',
            'drops_nothing_at_p0_and_all_at_p1', 'reproducible_per_step', 'guide_extrapolates', 'guide_endpoints',
            'guided_model', 'fid_matches_torch_fidelity', 'fid_of_a_mean_shift', 'fid_of_a_covariance_change',
-           'run_part', 'grade_package', 'feedback_markdown', 'grade_submission', 'grade_main', 'release_main']
+           'run_part', 'grade_package', 'feedback_markdown', 'grade_submission', 'grade_parser', 'grade', 'grade_main',
+           'release_parser', 'release', 'release_main']
 
 # %% ../nbs/14_grading.ipynb #ccde24f2
-import argparse, importlib, json, math, multiprocessing as mp, os, re, shutil, subprocess, sys, tempfile, time, traceback
+import importlib, json, math, multiprocessing as mp, os, re, shutil, subprocess, sys, tempfile, time, traceback
 from collections import namedtuple
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from .cli import CLIParser, CLIError, run_cli
 
 # %% ../nbs/14_grading.ipynb #64d78d49
 Part = namedtuple("Part", "name category chapter points what")
@@ -807,17 +809,22 @@ def grade_submission(sub, out=None, parts=None, timeout:float=60.0, root=None) -
     g["_seconds"] = seconds
     return g
 
-def grade_main(argv=None):
-    "hw5-grade SUBMISSION_DIR: grade a folder of a student's notebooks; grades.json and feedback.md go into it (or --out)."
-    ap = argparse.ArgumentParser(prog="hw5-grade", description=grade_main.__doc__)
-    ap.add_argument("submission", nargs="?", help="a folder with the student's chapter notebooks (or with their nbs/ folder)")
-    ap.add_argument("--package", help="grade a package folder built already (its hw5_diffusion/), not notebooks: the grader's own tests")
-    ap.add_argument("--out", help="where grades.json and feedback.md go (default: the submission folder)")
-    ap.add_argument("--json", action="store_true", help="print grades.json")
-    ap.add_argument("--timeout", type=float, default=60.0, help="seconds each part may take (default 60)")
-    ap.add_argument("--parts", nargs="+", choices=[p.name for p in PARTS], help="grade only these parts")
-    a = ap.parse_args(argv)
-    if not a.submission and not a.package: ap.error("give a SUBMISSION folder")
+def grade_parser():
+    p = CLIParser(prog="hw5-grade", description="Grade a folder of a student's notebooks; grades.json and feedback.md go into it (or --out).", examples=[
+        ("hw5-grade submissions/alice", "build Alice's package from her notebooks and grade every part"),
+        ("hw5-grade submissions/alice --parts ddpm.loss ddim.step --json", "two parts only, grades.json on stdout"),
+        ("hw5-grade --package release/ --out /tmp/grades", "the stubbed edition after nbdev_export there: what a blank submission scores")])
+    p.add_argument("submission", nargs="?", help="a folder with the student's chapter notebooks (or with their nbs/ folder)")
+    p.add_argument("--package", help="grade a package folder built already (its hw5_diffusion/), not notebooks: the grader's own tests")
+    p.add_argument("--out", help="where grades.json and feedback.md go (default: the submission folder)")
+    p.add_argument("--json", action="store_true", help="print grades.json")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds each part may take (default 60)")
+    p.add_argument("--parts", nargs="+", choices=[part.name for part in PARTS], help="grade only these parts")
+    return p
+
+def grade(a) -> dict:
+    "Grade from parsed `hw5-grade` arguments and print the table (or grades.json)."
+    if not a.submission and not a.package: raise CLIError("give a SUBMISSION folder")
     try:
         if a.package:
             if not (Path(a.package) / "hw5_diffusion").is_dir(): raise GradingInputError(f"no hw5_diffusion/ package in {a.package}")
@@ -826,19 +833,32 @@ def grade_main(argv=None):
                 Path(a.out).mkdir(parents=True, exist_ok=True)
                 (Path(a.out) / "grades.json").write_text(json.dumps({k: v for k, v in g.items() if k != "_seconds"}, indent=1) + "\n")
         else: g = grade_submission(a.submission, a.out, a.parts, a.timeout)
-    except (GradingInputError, OSError) as e:
-        print(f"hw5-grade: {e}", file=sys.stderr); sys.exit(2)
+    except GradingInputError as e: raise CLIError(str(e)) from None
     seconds = g.pop("_seconds")
     if a.json: print(json.dumps(g, indent=1, ensure_ascii=False))
     else:
         for name, r in g["parts"].items(): print(f"{name:28s} {r['score']:6g} / {r['max']:<3d} {seconds.get(name, 0):6.1f} s")
         print(f"{'total':28s} {g['total']:6g} / {g['max']}   ({sum(seconds.values()):.0f} s; {Path(a.out or a.submission or a.package) / 'grades.json'})")
+    return g
+
+def grade_main(argv=None):
+    "Console script `hw5-grade`."
+    sys.exit(run_cli("hw5-grade", lambda a: grade(grade_parser().parse_args(a)), argv))
+
+def release_parser():
+    p = CLIParser(prog="hw5-release", description="Write the student edition (stubbed notebooks, package scaffolding, README) into --out.", examples=[
+        ("hw5-release", "the student edition in release/ (what make student runs)"),
+        ("hw5-release --out /tmp/hw5-student", "somewhere else; build the student's package there with nbdev_export")])
+    p.add_argument("--out", default=None, help="default: release/ in the repository")
+    return p
+
+def release(a) -> Path:
+    "Write the student edition from parsed `hw5-release` arguments."
+    try: out = make_release(ROOT, a.out)
+    except GradingInputError as e: raise CLIError(str(e)) from None
+    print(f"student edition: {out} ({len(list((out / 'nbs').glob('*.ipynb')))} notebooks); build it there with nbdev_export")
+    return out
 
 def release_main(argv=None):
-    "hw5-release: write the student edition (stubbed notebooks, package scaffolding, README) into --out (release/)."
-    ap = argparse.ArgumentParser(prog="hw5-release", description=release_main.__doc__)
-    ap.add_argument("--out", default=None, help="default: release/ in the repository")
-    a = ap.parse_args(argv)
-    try: out = make_release(ROOT, a.out)
-    except GradingInputError as e: print(f"hw5-release: {e}", file=sys.stderr); sys.exit(2)
-    print(f"student edition: {out} ({len(list((out / 'nbs').glob('*.ipynb')))} notebooks); build it there with nbdev_export")
+    "Console script `hw5-release`."
+    sys.exit(run_cli("hw5-release", lambda a: release(release_parser().parse_args(a)), argv))

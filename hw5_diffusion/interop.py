@@ -7,7 +7,7 @@ __all__ = ['ExportError', 'unet2d_config', 'time_embedding_offset', 'to_diffuser
            'export_diffusers', 'export_parser', 'export', 'export_main']
 
 # %% ../nbs/13_interop.ipynb #0013a003
-import argparse, json, sys
+import json, sys
 from pathlib import Path
 import torch
 import torch.nn as nn
@@ -143,7 +143,9 @@ def export_diffusers(ckpt, out, check:bool=True) -> dict:
     return meta
 
 def export_parser():
-    p = CLIParser(prog="hw5-export", description="Write a checkpoint folder in another library's format.")
+    p = CLIParser(prog="hw5-export", description="Write a checkpoint folder in another library's format.", examples=[
+        ("hw5-export --ckpt runs/digits --to diffusers runs/digits-diffusers", "a DDPMPipeline folder; diffusers.DDPMPipeline.from_pretrained loads it"),
+        ("hw5-export --ckpt runs/in100 --to diffusers hub/in100 --overwrite", "replace an earlier export (atomically: the old one stays until the new one is whole)")])
     p.add_argument("--ckpt", required=True, help="checkpoint folder (model.safetensors + config.json)")
     p.add_argument("--to", required=True, choices=["diffusers"], help="diffusers: a DDPMPipeline folder (model_index.json, unet/, scheduler/)")
     p.add_argument("out", help="the folder to write (replaced atomically with --overwrite)")

@@ -41,8 +41,23 @@ def test_module_imports_only_earlier_chapters_at_the_top(module):
     assert not bad, f"{module} (chapter {chap[module]:02d}) imports against chapter order: {bad}"
 
 
+def run_time_imports(tree: ast.Module) -> list:
+    "Lines that import a package module by name at run time (`importlib.import_module`), where the AST shows no import."
+    return [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, (ast.Attribute, ast.Name))
+            and getattr(n.func, "attr", getattr(n.func, "id", None)) == "import_module" and "hw5_diffusion" in ast.unparse(n)]
+
+
+def test_only_the_launcher_and_the_grader_import_by_name():
+    """The two deliberate exceptions: `launch` (the last chapter) imports a command's chapter when the command runs, so that
+    --help answers before torch loads; `grading` imports the *student's* modules, which it must not bind at import time."""
+    users = {m for m in chapters() if run_time_imports(ast.parse((ROOT / "hw5_diffusion" / f"{m}.py").read_text()))}
+    assert users == {"launch", "grading"}, users
+    assert max(chapters().values()) == chapters()["launch"]
+
+
 def test_the_check_sees_a_violation(tmp_path):
     "The parser finds both kinds of violation in a module written to break them."
     tree = ast.parse("from .ddpm import x\ndef f():\n    from hw5_diffusion.cli import y\n    import hw5_diffusion.results\n")
     found = [(m, top) for _, m, top in project_imports(tree)]
     assert found == [("ddpm", True), ("cli", False), ("results", False)]
+    assert run_time_imports(ast.parse("import importlib\ndef f(m):\n    return importlib.import_module(f'hw5_diffusion.{m}')\n")) == [3]
