@@ -6,11 +6,11 @@
 __all__ = ['PREDICTION_TYPES', 'SchedulerOutput', 'LEARNED_VARIANCE', 'DIFFUSERS_NEUTRAL', 'DIFFUSERS_WHY', 'DDPMStep',
            'prediction_target', 'ddpm_loss', 'spaced_timesteps', 'SchedulerMixin', 'split_variance',
            'model_log_variance', 'diffusers_options', 'DDPMScheduler', 'model_device', 'sample_shape',
-           'cudnn_deterministic', 'generate', 'cosine_lr_lambda', 'stream_seed', 'step_batch', 'step_noise',
-           'train_ddpm']
+           'cudnn_deterministic', 'generate', 'cosine_lr_lambda', 'stream_seed', 'epoch_permutation', 'step_batch',
+           'step_noise', 'train_ddpm']
 
 # %% ../nbs/03_ddpm.ipynb #49f5fa7c
-import inspect, json, math
+import functools, inspect, json, math
 from collections import namedtuple
 from contextlib import contextmanager
 import torch
@@ -273,11 +273,15 @@ def stream_seed(seed:int, *ids) -> int:
     for i in ids: h = (h * 1_000_003 + i + 1) % 2**63
     return h
 
+@functools.lru_cache(maxsize=2)
+def epoch_permutation(seed:int, epoch:int, n:int):
+    "The order of the `n` images in epoch `epoch`; cached, as every step of the epoch reads it (8 ms a draw at ImageNet-100's 126,689)."
+    return torch.randperm(n, generator=torch.Generator().manual_seed(stream_seed(seed, epoch)))
+
 def step_batch(seed:int, step:int, n:int, global_batch:int):
     "The data indices of step `step`'s batch: epochs over a permutation drawn from `(seed, epoch)`, each image at most once an epoch."
     epoch, k = divmod(step, n // global_batch)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(stream_seed(seed, epoch)))
-    return perm[k * global_batch:(k + 1) * global_batch]
+    return epoch_permutation(seed, epoch, n)[k * global_batch:(k + 1) * global_batch].clone()  # a copy: the cached order stays intact
 
 def step_noise(seed:int, step:int, global_batch:int, shape, num_train_timesteps:int, device="cpu"):
     "The time steps `(G,)` and noise `(G, *shape)` of step `step`'s batch."
