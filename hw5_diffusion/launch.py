@@ -28,9 +28,10 @@ HELP_FILE = Path(hw5_diffusion.__file__).parent / "cli_help.json"
 HELP_COLUMNS = 100
 
 def source_hash(pkg) -> str:
-    "SHA-256 over the module sources in package folder `pkg`, in name order: the stored help is valid for exactly these sources."
+    "SHA-256 over the sources of the commands' modules (and the version) in package folder `pkg`: where the parsers are written."
     h = hashlib.sha256()
-    for f in sorted(Path(pkg).glob("*.py")): h.update(f.name.encode() + b"\0" + f.read_bytes())
+    for name in sorted({"__init__"} | {module for module, _, _ in COMMANDS.values()}):
+        h.update(name.encode() + b"\0" + (Path(pkg) / f"{name}.py").read_bytes())
     return h.hexdigest()
 
 def live_help(prog:str) -> str:
@@ -56,9 +57,9 @@ def write_help(path=None) -> Path:
 def stored_help(prog:str, path=None):
     "The help `write_help` stored for `prog`, or None when there is none or the sources changed since."
     path = Path(path or HELP_FILE)
-    try: record = json.loads(path.read_text())
+    try: record, current = json.loads(path.read_text()), source_hash(path.parent)
     except (OSError, ValueError): return None
-    if not isinstance(record, dict) or record.get("source_hash") != source_hash(path.parent): return None
+    if not isinstance(record, dict) or record.get("source_hash") != current: return None
     return record.get("help", {}).get(prog)
 
 # %% ../nbs/15_launch.ipynb #7f2e2f20
