@@ -32,7 +32,7 @@ def main():
     a = ap.parse_args()
     load = os.getloadavg()[0]
     rows = [(f"`{c} --help`", statistics.median(wall([BIN / c, "--help"]) for _ in range(3)))
-            for c in ("hw5-train", "hw5-sample", "hw5-eval", "hw5-tables")]
+            for c in ("hw5-train", "hw5-sample", "hw5-eval", "hw5-tables", "hw5-export", "hw5-grade", "hw5-release")]
     with tempfile.TemporaryDirectory() as d:
         data = image_folder(Path(d) / "data")
         cmd = ["hw5-train", "--data", data, "--resolution", "32", "--max-steps", "3", "--batch-size", "4", "--device", "cpu", "--out", Path(d) / "run"]
