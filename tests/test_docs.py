@@ -44,6 +44,20 @@ def notebook_pages(nbs: Path) -> list:
     return res
 
 
+_WIDGET = re.compile(r"\binteract\b")
+
+
+def widget_pages(nbs: Path) -> dict:
+    "page -> how many cells on it build an `ipywidgets.interact` explorer (live in JupyterLab, a picture on the site)."
+    res = {}
+    for nb, page, _, _ in notebook_pages(nbs):
+        for c in json.loads((nbs / nb).read_text())["cells"]:
+            src = "".join(c["source"])
+            if c["cell_type"] == "code" and "hide" not in _directives(src) and _WIDGET.search(src):
+                res[page] = res.get(page, 0) + 1
+    return res
+
+
 def expected_pages(root: Path) -> list:
     "Every page the navigation must list, in order: the chapters, the API reference, the results (when present)."
     pages = [p for _, p, _, _ in notebook_pages(root / "nbs") if p != "index.html"] + ["api.html"]
@@ -331,6 +345,28 @@ def test_site_in_browser(site):
 
 
 @needs_chromium
+def test_widget_cells_show_their_starting_picture(site):
+    """A widget cell (an `interact` explorer) shows, in its output on the page, the picture its function draws at the
+    widgets' starting values: `make figures` stores it, the page cannot run the widget."""
+    from playwright.sync_api import sync_playwright
+    want = widget_pages(ROOT / "nbs")
+    assert {"forward.html", "ddim.html"} <= want.keys(), want
+    got = {}
+    with _Server(site) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        for name in want:
+            page.goto(base + name, wait_until="load")
+            # per widget cell, the pictures that loaded in its output area
+            got[name] = page.evaluate("""() => Array.from(document.querySelectorAll('div.cell'))
+              .filter(c => /\\binteract\\b/.test(c.querySelector('.cell_input')?.textContent || ''))
+              .map(c => Array.from(c.querySelectorAll('.cell_output img')).filter(i => i.complete && i.naturalWidth > 0).length)""")
+        browser.close()
+    for name, n in want.items():
+        assert len(got[name]) == n and all(got[name]), f"{name}: pictures under its {n} widget cell(s): {got[name]}"
+
+
+@needs_chromium
 def test_search_finds_a_function(site):
     from playwright.sync_api import sync_playwright
     with _Server(site) as base, sync_playwright() as pw:
@@ -383,12 +419,20 @@ def test_figures_of_a_real_run_reach_the_page(tmp_path):
     for f in ("index.ipynb", "01_forward.ipynb", "_quarto.yml", "styles.css"): shutil.copy(ROOT / "nbs" / f, tmp_path / "nbs")
     if (ROOT / "nbs" / "images").is_dir(): shutil.copytree(ROOT / "nbs" / "images", tmp_path / "nbs" / "images")
     nb = tmp_path / "nbs" / "01_forward.ipynb"
+    cells = json.loads(nb.read_text())
+    widget = [c for c in cells["cells"] if c["cell_type"] == "code" and _WIDGET.search("".join(c["source"]))]
+    assert len(widget) == 1, "01_forward has one widget cell"
+    widget[0]["outputs"] = []  # its picture must come from this run, not from the copy
+    nb.write_text(json.dumps(cells, indent=1, ensure_ascii=False) + "\n")
     p = run([sys.executable, TOOLS / "figures.py", nb, "--max-px", "700"], cwd=tmp_path, timeout=900,
             env={"OMP_NUM_THREADS": "1", "IN_TEST": "1"})
     print(p.stdout)
     cells = json.loads(nb.read_text())["cells"]
     pngs = [o["data"]["image/png"] for c in cells if c["cell_type"] == "code" for o in c["outputs"] if "image/png" in o.get("data", {})]
     assert pngs, "01_forward stored no picture"
+    widget = next(c for c in cells if c["cell_type"] == "code" and _WIDGET.search("".join(c["source"])))
+    outs = [sorted(o.get("data", [o["output_type"]])) for o in widget["outputs"]]
+    assert outs == [["image/png", "text/plain"]], f"the widget cell stores its starting picture, once, and nothing else: {outs}"
     for b in pngs:
         raw = base64.b64decode(b)
         assert Image.open(io.BytesIO(raw)).size[0] <= 700 and len(raw) <= 200_000

@@ -3,9 +3,12 @@ so that the docs site (and GitHub) show the pictures of a real run.
 
 Each notebook runs top to bottom in nbdev's own executor (execnb), without `IN_TEST`, skipping the cells
 `nbdev_test` skips (`#| eval: false`, and the `tst_flags` cells unless named with `--flags`; `slow` runs by
-default, `cuda` where a GPU is present). Pictures wider than `--max-px` are scaled down and every PNG is
-re-encoded (a 256-colour palette when that is still over `--max-kb`); progress bars keep their last state
-and long text outputs are cut. Then `nbdev_clean` tidies the notebook as for a commit.
+default, `cuda` where a GPU is present). A widget cell (an `#| eval: false` cell with an `ipywidgets.interact`
+explorer) runs too, its function called once at the widgets' starting values: what it draws is stored as the
+cell's output, so the site shows the explorer's first state and JupyterLab shows it until the cell is run.
+Pictures wider than `--max-px` are scaled down and every PNG is re-encoded (a 256-colour palette when that is
+still over `--max-kb`); progress bars keep their last state and long text outputs are cut. Then `nbdev_clean`
+tidies the notebook as for a commit.
 
 Without NOTEBOOK it runs every notebook in nbs/ and also copies the sample grid of the last `make demo`
 (outputs/demo/samples.png), shrunk the same way, to nbs/images/demo_samples.png for the home page.
@@ -13,10 +16,27 @@ Regenerating a notebook from its source drops its outputs again: run this when t
 
 Usage: python nbs/_docs_tools/figures.py [NOTEBOOK ...] [--flags "slow cuda"] [--max-px 900] [--max-kb 120]"""
 import argparse, base64, io, os, re, sys, time
+from unittest import mock
 from pathlib import Path
 from PIL import Image
 
 MAX_TEXT_LINES = 60
+_WIDGET = re.compile(r"\binteract\b")
+
+
+def static_interact(__interact_f=None, **kwargs):
+    """`ipywidgets.interact` for a run with no front end: the same controls are built, so abbreviations and starting
+    values mean what they mean in JupyterLab, and the function is called once at their values, as the live widget
+    first is. Used as `interact(f, ...)`, or as a decorator with or without arguments; returns the function."""
+    import ipywidgets
+    from IPython.display import display
+    def show(f):
+        # manual: the widget does not call `f` itself, inside an Output widget that a stored notebook keeps as widget
+        # state rather than a picture; `_kwarg` is the parameter each control feeds, as ipywidgets' own update reads it
+        w = ipywidgets.interactive(f, {"manual": True}, **kwargs)
+        if (r := f(**{c._kwarg: c.get_interact_value() for c in w.kwargs_widgets})) is not None: display(r)
+        return f
+    return show if __interact_f is None else show(__interact_f)
 
 
 def default_flags() -> str:
@@ -74,13 +94,14 @@ def run_notebook(fn: Path, flags: set, max_px: int, max_kb: int) -> dict:
     def _skip(cell):
         if cell.cell_type != "code": return True
         d = extract_directives(cell, remove=False)
-        return d.get("eval:", [""])[0].lower() == "false" or bool(skip & d.keys())
+        off = d.get("eval:", [""])[0].lower() == "false" and not _WIDGET.search(cell.source)
+        return off or bool(skip & d.keys())
 
     nb = read_nb(fn)
     os.environ.pop("IN_TEST", None)  # the full configuration: the point is the real pictures
     t0 = time.time()
     shell = CaptureShell(fn, mpl_format="png")
-    with working_directory(fn.parent):
+    with working_directory(fn.parent), mock.patch("ipywidgets.interact", static_interact):
         try: shell.run_all(nb, exc_stop=True, preproc=_skip)
         except Exception:
             sys.stderr.write(shell.prettytb(fname=fn) + "\n")
