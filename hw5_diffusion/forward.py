@@ -67,17 +67,29 @@ class NoiseSchedule:
         for k in self.float64: setattr(self, k, getattr(self, k).to(device))
         return self
 
-    def q_sample(self, x0, t, noise):
+    def q_sample(self,
+                 x0:torch.Tensor,    # clean images (B, C, H, W) in [-1, 1]
+                 t:torch.Tensor,     # 0-based time steps (B,)
+                 noise:torch.Tensor  # ε ~ N(0, I), shaped like x0
+                ) -> torch.Tensor:      # x_t, shaped like x0
         "Sample x_t ~ q(x_t | x_0) with the given noise (Eq. 4)."
         ### BEGIN SOLUTION
         return extract(self.sqrt_alpha_bar, t, x0.shape) * x0 + extract(self.sqrt_one_minus_alpha_bar, t, x0.shape) * noise
         ### END SOLUTION
 
-    def predict_x0(self, xt, t, eps):
+    def predict_x0(self,
+                   xt:torch.Tensor,  # noisy images x_t (B, C, H, W)
+                   t:torch.Tensor,   # 0-based time steps (B,)
+                   eps:torch.Tensor  # the noise ε in x_t (a model's prediction)
+                  ) -> torch.Tensor:    # x̂_0, shaped like xt
         "x_0 implied by x_t and the noise ε in it (Eq. 4 solved for x_0)."
         return extract(self.sqrt_recip_alpha_bar, t, xt.shape) * xt - extract(self.sqrt_recipm1_alpha_bar, t, xt.shape) * eps
 
-    def q_posterior(self, x0, xt, t):
+    def q_posterior(self,
+                    x0:torch.Tensor,  # clean (or predicted) images (B, C, H, W)
+                    xt:torch.Tensor,  # noisy images x_t, shaped like x0
+                    t:torch.Tensor    # 0-based time steps (B,)
+                   ) -> tuple:           # (mean μ̃_t, variance β̃_t, clipped log β̃_t), each broadcastable to x0
         "Mean, variance and clipped log-variance of q(x_{t-1} | x_t, x_0) (Eqs. 6-7)."
         ### BEGIN SOLUTION
         mean = extract(self.posterior_mean_coef1, t, xt.shape) * x0 + extract(self.posterior_mean_coef2, t, xt.shape) * xt

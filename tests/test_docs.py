@@ -273,8 +273,14 @@ _JS_PAGE = """() => {
   const body = document.querySelector('article') || document.body;
   const c = body.cloneNode(true);
   c.querySelectorAll('pre, code, script, style, mjx-container, .highlight').forEach(e => e.remove());
+  // wider than its box: a display equation must scroll inside it, a signature (chapter entry or API entry) must wrap
+  const wide = e => e.scrollWidth > e.clientWidth + 1;
+  const cut = Array.from(document.querySelectorAll('div.math')).filter(m => wide(m) && !/auto|scroll/.test(getComputedStyle(m).overflowX))
+    .map(m => 'equation: ' + m.textContent.slice(0, 60));
+  const sigs = Array.from(document.querySelectorAll('p.nbdev-entry + div.highlight-python pre, dt.sig')).filter(wide)
+    .map(e => 'signature: ' + e.textContent.slice(0, 60));
   return {imgs, nmath: maths.length, unrendered: maths.filter(m => !m.querySelector('mjx-container')).map(m => m.textContent.slice(0, 80)),
-          text: c.textContent, links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href)};
+          text: c.textContent, links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href), overflow: cut.concat(sigs)};
 }"""
 
 
@@ -309,6 +315,7 @@ def check_site(site: Path, pages: list, figures: dict, shots: dict = None, parti
             for i in info["imgs"]:
                 if not i["ok"]: bad(name, f"image does not load: {i['src']}")
             if info["unrendered"]: bad(name, f"equations not typeset: {info['unrendered'][:3]}")
+            if info["overflow"]: bad(name, f"cut off at the column's edge: {info['overflow'][:3]}")
             if m := _RAW_TEX.search(info["text"]): bad(name, f"raw TeX left in the text: {m.group(0)[:80]!r}")
             shown = sum(i["ok"] and i["output"] for i in info["imgs"])
             if shown < figures.get(name, 0): bad(name, f"{shown} of its notebook's {figures[name]} figures shown")
@@ -407,7 +414,9 @@ def test_search_lands_on_an_api_entry(site):
     obj = getattr(getattr(importlib.import_module(mod), cls), meth)
     assert entry["page"].endswith("/api.html") and 0 <= entry["top"] < entry["bottom"] <= entry["height"], entry
     assert "q_sample(" in entry["sig"] and entry["head"][:3] == ["Parameter", "Type", "Default"], entry
-    assert entry["rows"] == [p for p in inspect.signature(obj).parameters if p != "self"], entry
+    sig = inspect.signature(obj)
+    returns = ["returns"] if sig.return_annotation is not sig.empty else []
+    assert entry["rows"] == [p for p in sig.parameters if p != "self"] + returns, entry
 
 
 # ---------------------------------------------------------------- `make figures`, shown on one chapter
@@ -456,12 +465,15 @@ def test_browser_check_catches_broken_pages(tmp_path):
       <a href="missing.html">gone</a> <a href="other.html#nowhere">no anchor</a>
       <img src="nope.png"> <div class="cell_output"><img src="ok.png"></div>
       <img src="https://cdn.example.invalid/x.png">
+      <div class="math" style="width: 100px; white-space: nowrap; overflow: visible">a very long equation that runs past its box</div>
+      <p class="nbdev-entry"></p><div class="highlight-python"><pre style="width: 100px">def f(a_long_argument:int=1, another_one:str='x'):</pre></div>
       <script>undefinedFunction()</script></article></body></html>""")
     (tmp_path / "other.html").write_text("<html><body><p id='here'>other</p></body></html>")
     got = "\n".join(check_site(tmp_path, ["index.html"], {"index.html": 2})["problems"]["index.html"])
     for want in ("raw TeX left in the text", "broken link: missing.html", "no #nowhere on other.html",
                  "image does not load: nope.png", "request outside the site: https://cdn.example.invalid",
-                 "JavaScript error", "1 of its notebook's 2 figures shown"):
+                 "JavaScript error", "1 of its notebook's 2 figures shown", "cut off at the column's edge: ['equation: a very long",
+                 "signature: def f(a_long"):
         assert want in got, (want, got)
 
 
