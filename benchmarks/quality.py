@@ -157,8 +157,12 @@ def run_sides(minutes, n, calib, overrides) -> dict:
         return {side: torch.load(f"{d}/{side}.pt") for side in SIDES}
 
 
-def table(runs, fids, floor, n) -> str:
-    rows = [f"| {LABELS[s]} | {r['params'] / 1e3:.0f} k | {r['steps']:,} of {r['max_steps']:,} | {r['batch']} | {r['images_seen']:,} | "
+def label(side:str, overrides=()) -> str:
+    return LABELS[side] if side == "baseline" or not overrides else f"ours (hw5 digits preset, {', '.join(overrides)})"
+
+
+def table(runs, fids, floor, n, overrides=()) -> str:
+    rows = [f"| {label(s, overrides)} | {r['params'] / 1e3:.0f} k | {r['steps']:,} of {r['max_steps']:,} | {r['batch']} | {r['images_seen']:,} | "
             f"{r['train_s']:.0f} | {fids[s]:.2f} |" for s, r in runs.items()]
     ratio = fids["ours"] / fids["baseline"]
     return "\n".join([f"| model | parameters | steps done (of max_steps) | batch | images seen | train s | digits-FID (DDIM-50, {n} images) |",
@@ -166,14 +170,21 @@ def table(runs, fids, floor, n) -> str:
                       f"ours / baseline = {ratio:.3f} (target ≤ {TARGET}: {'met' if ratio <= TARGET else 'not met'})"])
 
 
-def figure(runs, fids, path):
+def figure(runs, fids, path, overrides=()):
     from hw5_diffusion.data import image_grid, offscreen_figure
     fig = offscreen_figure(figsize=(8, 4.4))
     for ax, (s, r) in zip(fig.subplots(1, 2), runs.items()):
         ax.imshow(image_grid(r["images"][:64], nrow=8), cmap="gray"); ax.axis("off")
-        ax.set_title(f"{LABELS[s]}\n{r['steps']:,} steps, digits-FID {fids[s]:.1f}", fontsize=8)
+        ax.set_title(f"{label(s, overrides)}\n{r['steps']:,} steps, digits-FID {fids[s]:.1f}", fontsize=8)
     fig.tight_layout(); fig.savefig(path, dpi=100)
     return path
+
+
+def figure_note(path) -> str:
+    "The RESULTS.md sentence on the figure: where it is kept, if in the repository."
+    root = Path(__file__).resolve().parent.parent
+    try: return f"Figure: {Path(path).resolve().relative_to(root)}."
+    except ValueError: return "Figure: not kept in the repository."
 
 
 def main():
@@ -194,10 +205,10 @@ def main():
     runs = run_sides(a.minutes, a.n, a.calib, a.ours_set)
     fids = {}
     for s, r in runs.items(): fids[s], floor = samples_fid(r["images"])
-    md = table(runs, fids, floor, a.n)
+    md = table(runs, fids, floor, a.n, a.ours_set)
     print(md)
     for s, r in runs.items(): print(f"{s}: calibrated {r['rate']:.2f} steps/s; sampling {r['sample_s']:.0f} s; first DDIM steps {r['timesteps']}")
-    print(f"figure: {figure(runs, fids, a.figure)}")
+    print(f"figure: {figure(runs, fids, a.figure, a.ours_set)}")
     if not a.no_append:
         note = (f"`python benchmarks/quality.py --minutes {a.minutes:g} --n {a.n}{''.join(' --ours-set ' + kv for kv in a.ours_set)}`: "
                 f"each side trained for {a.minutes:g} min of wall-clock time in its own process on 1 thread, the two in parallel "
@@ -208,7 +219,7 @@ def main():
                 f"wd 1e-6, cosine with 500 warm-up steps, EMAModel inv_gamma 1 power 3/4 max 0.9999, clip 1, batch 16, MSE on ε, "
                 f"T = 1000 linear β). Both sampled from EMA weights with DDIM-50, η = 0, seeds 0…; digits-FID against the 360-image "
                 f"test split (the floor: {a.n} real training digits). Whole run {(time.perf_counter() - t0) / 60:.1f} min. "
-                f"Figure: benchmarks/quality.png.")
+                f"{figure_note(a.figure)}")
         append_results("Sample quality at equal training time: ours vs diffusers' recipe", "cpu", note, md)
 
 
