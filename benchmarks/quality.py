@@ -56,15 +56,15 @@ def ours(max_steps:int, overrides=()):
     return step, lambda: tr.sampling_model, make_scheduler("ddim", tr.noise_scheduler.config), num_params(tr.unwrapped), tr.global_batch
 
 
-def baseline(max_steps:int, overrides=()):
-    "The same for diffusers' unconditional-training recipe on the digits (16², [-1, 1])."
+def baseline(max_steps:int, overrides=(), recipe:dict=None):
+    "The same for diffusers' unconditional-training recipe on the digits (16², [-1, 1]), or for `recipe` (BASELINE's keys) in its place."
     import torch.nn.functional as F
     from diffusers import UNet2DModel, DDPMScheduler, DDIMScheduler
     from diffusers.optimization import get_scheduler
     from diffusers.training_utils import EMAModel
     from hw5_diffusion.cli import DiffusersUNet
     from hw5_diffusion.data import load_digits_tensors
-    r = BASELINE
+    r = recipe or BASELINE
     x = load_digits_tensors(16, "train")[0]
     torch.manual_seed(0)
     unet = UNet2DModel(**BASELINE_UNET)
