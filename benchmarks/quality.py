@@ -40,17 +40,13 @@ LABELS = {"ours": "ours (hw5 digits preset)", "baseline": "baseline (diffusers U
 
 def ours(max_steps:int, overrides=()):
     "One step of our digits preset, the EMA model for sampling, our DDIM, the parameter count and the batch."
-    from torch.utils.data import DataLoader
     from hw5_diffusion.cli import train_parser, train_config, make_scheduler
     from hw5_diffusion.training import Trainer
-    from hw5_diffusion.ddpm import stream_seed
     from hw5_diffusion.unet import num_params
     argv = ["--data", "digits", "--out", "unused", *[a for kv in overrides for a in ("--set", kv)]]  # --out: required, never written
     c = replace(train_config(train_parser().parse_args(argv)), max_steps=max_steps)
     tr = Trainer(c, device="cpu", progress=False)
-    # the batches `Trainer.fit` would draw: its loader seeded as fit seeds it at step 0
-    g = torch.Generator().manual_seed(stream_seed(c.seed, 2**44, 0, 0))
-    batches = iter(DataLoader(tr.dataset, batch_sampler=tr.batch_sampler, num_workers=0, generator=g))
+    batches = tr.batches()  # the batches `Trainer.fit` would draw
     tr.model.train()
     step = lambda: tr.train_step(batches)
     return step, lambda: tr.sampling_model, make_scheduler("ddim", tr.noise_scheduler.config), num_params(tr.unwrapped), tr.global_batch

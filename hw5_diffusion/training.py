@@ -619,17 +619,23 @@ def train_step(self:Trainer, batches):
 
 # %% ../nbs/06_training.ipynb #3b183bdc
 @patch
-def fit(self:Trainer):
-    "Train from `step` to `max_steps` (or a stop signal); returns self, with `losses`, `samples`, `interrupted`."
+def batches(self:Trainer):
+    "An endless iterator over this process's micro-batches from optimisation step `step` on: the data loader of `fit`."
     c, acc = self.config, self.accelerator
-    log = RunLog(self.out, c, self.step) if self.out is not None and self.is_main else None
-    self._announce()
     self.batch_sampler.start_step = self.step
     # the loader's base seed comes from its own generator, not the global RNG that `load` restored: drawing it there would
     # shift every later dropout mask and flip of a resumed run by one draw
     g = torch.Generator().manual_seed(stream_seed(c.seed, 2**44, self.step, acc.process_index))
-    batches = iter(DataLoader(self.dataset, batch_sampler=self.batch_sampler, num_workers=c.num_workers,
-                              pin_memory=acc.device.type == "cuda", generator=g))
+    return iter(DataLoader(self.dataset, batch_sampler=self.batch_sampler, num_workers=c.num_workers,
+                           pin_memory=acc.device.type == "cuda", generator=g))
+
+@patch
+def fit(self:Trainer):
+    "Train from `step` to `max_steps` (or a stop signal); returns self, with `losses`, `samples`, `interrupted`."
+    c = self.config
+    log = RunLog(self.out, c, self.step) if self.out is not None and self.is_main else None
+    self._announce()
+    batches = self.batches()
     bar = tqdm(total=c.max_steps, initial=self.step, desc="training", disable=not (self.progress and self.is_main), dynamic_ncols=True)
     window, t0 = [], time.perf_counter()
     self.model.train()
