@@ -15,10 +15,10 @@ at the same time, then sampled in the same process:
 Each model's EMA weights are sampled by diffusers' `DDIMScheduler`, configured from the model's scheduler config, its
 `step` driven by a short loop here so that its arguments are ours to set, η = 0, --n images from one seed-0 draw of x_T
 (the same x_T as `benchmarks/nfe.py`), in three variants:
-  (a) clip x̂0 to [-1, 1], "direction pointing to x_t" from the unclipped ε̂ (our `DDIMScheduler`'s default and diffusers');
-  (b) clip x̂0, ε̂ re-derived from the clipped x̂0 (`step(..., use_clipped_model_output=True)`, GLIDE's way);
+  (a) clip x̂0 to [-1, 1], "direction pointing to x_t" from the unclipped ε̂ (diffusers' default; ours with use_clipped_model_output=False);
+  (b) clip x̂0, ε̂ re-derived from the clipped x̂0 (`step(..., use_clipped_model_output=True)`, GLIDE's way, our `DDIMScheduler`'s default);
   (c) no clipping (`clip_sample=False`).
-For our model, our own `DDIMScheduler` also samples (a) and (c) from the first --check-n of the same x_T, and the largest
+For our model, our own `DDIMScheduler` also samples every variant from the first --check-n of the same x_T, and the largest
 |ours − diffusers| over those images is reported: the two implementations must agree for the rest to speak for ours.
 Each point is scored with `hw5_diffusion.cli.samples_fid` (digits-FID against the 360-image test split; the floor: as
 many real training digits), and the share of x̂0 pixels outside [-1, 1] (those clipping changes; in (c) those it would have
@@ -33,7 +33,6 @@ import torch
 VARIANTS = {"a": dict(clip_sample=True, use_clipped_model_output=False, label="(a) clip x̂0, ε̂ unclipped"),
             "b": dict(clip_sample=True, use_clipped_model_output=True, label="(b) clip x̂0, ε̂ from clipped x̂0"),
             "c": dict(clip_sample=False, use_clipped_model_output=False, label="(c) no clipping")}
-CHECKED = ("a", "c")  # our DDIMScheduler has no (b): its ε̂ is always the unclipped one
 MODELS = {"ours": "ours (hw5 U-Net)", "diffusers": "diffusers UNet2DModel"}
 
 
@@ -87,20 +86,19 @@ TRAIN = dict(ours=train_ours, diffusers=train_diffusers)
 
 
 @torch.inference_mode()
-def ddim(model, scheduler, x, steps:int, use_clipped_model_output=None):
-    """DDIM η = 0 from x_T = `x` in `steps` steps with `scheduler` (diffusers' if `use_clipped_model_output` is given, else
-    ours): the images in [-1, 1] and the share of x̂0 pixels outside the clip range, averaged over the steps."""
+def ddim(model, scheduler, x, steps:int, use_clipped_model_output:bool):
+    """DDIM η = 0 from x_T = `x` in `steps` steps with `scheduler` (diffusers' or ours): the images in [-1, 1] and the share
+    of x̂0 pixels outside the clip range, averaged over the steps."""
     scheduler.set_timesteps(steps)
     alpha_bar = scheduler.alphas_cumprod if hasattr(scheduler, "alphas_cumprod") else scheduler.schedule.float64["alpha_bar"]
     limit = scheduler.config["clip_sample_range"]
-    kw = {} if use_clipped_model_output is None else dict(use_clipped_model_output=use_clipped_model_output)
     outside = []
     for t in scheduler.timesteps:
         eps = model(x, t)
         a = float(alpha_bar[int(t)])
         # x̂0 before any clipping, from this step's ε̂: the share it puts outside the range is what clipping acts on
         outside.append(((x - (1 - a) ** 0.5 * eps) / a ** 0.5).abs().gt(limit).float().mean().item())
-        x = scheduler.step(eps, t if kw else int(t), x, eta=0.0, **kw).prev_sample
+        x = scheduler.step(eps, int(t), x, eta=0.0, use_clipped_model_output=use_clipped_model_output).prev_sample
     return x.clamp(-1, 1), sum(outside) / len(outside)
 
 
@@ -123,8 +121,9 @@ def worker(name:str, work:str, n:int, steps, long, check_n:int, max_steps:int, o
         fid, floor = samples_fid(x)
         rows.append(dict(model=name, variant=v, steps=s, fid=fid, floor=floor, outside=outside, images=x[:64]))
         line = f"{name} ({v}) {s:>4} steps: digits-FID {fid:7.2f}, x̂0 outside {100 * outside:.2f}%"
-        if name == "ours" and v in CHECKED and check_n:
-            ours_x, _ = ddim(model, OurDDIM.from_config({**config, "clip_sample": VARIANTS[v]["clip_sample"]}), x_T[:check_n].clone(), s)
+        if name == "ours" and check_n:
+            ours_x, _ = ddim(model, OurDDIM.from_config({**config, "clip_sample": VARIANTS[v]["clip_sample"]}), x_T[:check_n].clone(), s,
+                             VARIANTS[v]["use_clipped_model_output"])
             check.append(dict(variant=v, steps=s, n=check_n, max_abs=(ours_x - x[:check_n]).abs().max().item()))
             line += f"; ours vs diffusers' DDIMScheduler max |Δ| {check[-1]['max_abs']:.2e}"
         print(f"{line} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)

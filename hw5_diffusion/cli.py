@@ -6,13 +6,13 @@
 __all__ = ['FLAG_FIELDS', 'STOP_EXIT', 'SAMPLERS', 'DDIM_DEFAULT_STEPS', 'DIFFUSERS_BETA_SCHEDULES', 'EXPORT_META', 'ROW_HEADER',
            'GUIDANCE_HEADER', 'CLIError', 'CLIParser', 'positive_int', 'finite_float', 'positive_float', 'pick_device',
            'writable_out', 'run_cli', 'samples_fid', 'train_parser', 'train_config', 'train', 'train_main',
-           'train_once', 'make_scheduler', 'default_steps', 'DiffusersUNet', 'is_diffusers_folder',
+           'code_version', 'train_once', 'make_scheduler', 'default_steps', 'DiffusersUNet', 'is_diffusers_folder',
            'load_diffusers_folder', 'load_for_sampling', 'sample_images', 'sample_parser', 'save_images', 'sample',
            'sample_main', 'git_commit', 'machine', 'evaluate_checkpoint', 'row_label', 'metric_cells', 'metrics_row',
            'write_eval', 'guidance_rows', 'plot_guidance', 'eval_parser', 'evaluate', 'eval_main']
 
 # %% ../nbs/11_cli.ipynb #67495326
-import argparse, json, math, os, platform, re, subprocess, sys, tempfile, time
+import argparse, hashlib, json, math, os, platform, re, subprocess, sys, tempfile, time
 from datetime import datetime, timezone
 from pathlib import Path
 import torch
@@ -192,14 +192,23 @@ def train_main(argv=None):
     if code == 0 and done and done[0].interrupted: code = STOP_EXIT.get(done[0].interrupted, 143)  # another process's signal: a stop
     sys.exit(code)
 
+def code_version() -> str:
+    "A hash of the package's Python sources: what a reused training run must have been trained by."
+    h = hashlib.sha256()
+    for p in sorted(Path(hw5_diffusion.__file__).parent.glob("*.py")): h.update(p.name.encode() + p.read_bytes())
+    return h.hexdigest()[:16]
+
 def train_once(argv) -> float:
-    "Run `hw5-train argv` unless its `--out` already holds a finished run of exactly this configuration; its CPU seconds (None: reused)."
+    """Run `hw5-train argv` unless its `--out` already holds a finished run of exactly this configuration trained by this
+    `code_version` (recorded in `trained_by.json`); its CPU seconds (None: reused)."""
     args = train_parser().parse_args([str(a) for a in argv])
     want, d = train_config(args).to_dict(), Path(args.out)
     done = read_config(d) if (d / "config.json").is_file() else {}
-    if done.get("train") == want and done.get("step") == want["max_steps"]: return None
+    by = json.loads((d / "trained_by.json").read_text()) if (d / "trained_by.json").is_file() else {}
+    if done.get("train") == want and done.get("step") == want["max_steps"] and by.get("code") == code_version(): return None
     t0 = time.process_time()
     train(args)
+    atomic_write(d / "trained_by.json", lambda f: Path(f).write_text(json.dumps(dict(code=code_version()))))
     return round(time.process_time() - t0, 1)
 
 # %% ../nbs/11_cli.ipynb #157852e0
@@ -383,8 +392,9 @@ def machine(device="cpu") -> str:
 def evaluate_checkpoint(ckpt, n:int=1000, sampler:str="ddpm", steps:int=None, eta:float=None, ref:str="digits",
                         features:str=None, weights=None, out=None, batch_size:int=250, seed:int=0, device="cpu",
                         cache_root=None, save_pngs:bool=True, progress:bool=True, guidance:float=None,
-                        convention:str="paper", allow_download:bool=False) -> dict:
-    "Sample `n` images from the checkpoint in `ckpt` (classifier-free `guidance` w) and measure them against `ref`; writes `out/` when given."
+                        convention:str="paper", allow_download:bool=False, bootstrap:int=0) -> dict:
+    """Sample `n` images from the checkpoint in `ckpt` (classifier-free `guidance` w) and measure them against `ref` (FID's spread
+    over `bootstrap` resamples when > 0); writes `out/` when given."""
     model, scheduler, cfg = load_for_sampling(ckpt, device, sampler)
     if guidance is not None: check_guidance(cfg, guidance, convention, ckpt)
     T = scheduler.config["num_train_timesteps"]  # diffusers schedulers keep it in their config
@@ -399,10 +409,10 @@ def evaluate_checkpoint(ckpt, n:int=1000, sampler:str="ddpm", steps:int=None, et
     labels = torch.arange(n) % k if k else None
     if guidance is not None: model = ClassifierFreeGuidance(model, guidance, convention, scheduler if sampler == "ddim" else None)
     images, secs = sample_images(model, scheduler, n, steps, eta, seed, batch_size, labels, vae.decode if vae else None, progress)
-    m = fidelity_metrics(images, reference, features, weights, cache_name, cache_root, device, verbose=False)
+    m = fidelity_metrics(images, reference, features, weights, cache_name, cache_root, device, verbose=False, bootstrap=bootstrap)
     record = dict(checkpoint=str(ckpt), checkpoint_step=cfg.get("step"), data=cfg.get("data"), sampler=sampler, steps=steps,
                   eta=eta, guidance=guidance, guidance_convention=convention if guidance is not None else None, n=n, seed=seed, reference=str(ref),
-                  reference_images=m["n_ref"], features=features, fid=m["fid"], is_mean=m["is_mean"], is_std=m["is_std"],
+                  reference_images=m["n_ref"], features=features, fid=m["fid"], fid_std=m["fid_std"], is_mean=m["is_mean"], is_std=m["is_std"],
                   kid_mean=m["kid_mean"], kid_std=m["kid_std"],
                   class_accuracy=class_accuracy(images, labels) if k and features == "digits" else None,
                   class_diversity=class_diversity(images, labels) if k and features == "digits" else None,
@@ -423,8 +433,9 @@ def row_label(r:dict) -> str:
     return f"{r['sampler'].upper()} ({r['steps']} steps{eta}{g})"
 
 def metric_cells(r:dict) -> str:
-    "The FID, IS and KID cells of a Markdown table row, as every table of the package writes them."
-    return f"{r['fid']:.2f} | {r['is_mean']:.2f} ± {r['is_std']:.2f} | {r['kid_mean']:.4f} ± {r['kid_std']:.4f}"
+    "The FID (± its bootstrap spread when measured), IS and KID cells of a Markdown table row, as every table of the package writes them."
+    fid = f"{r['fid']:.2f}" + (f" ± {r['fid_std']:.2f}" if r.get("fid_std") is not None else "")
+    return f"{fid} | {r['is_mean']:.2f} ± {r['is_std']:.2f} | {r['kid_mean']:.4f} ± {r['kid_std']:.4f}"
 
 def metrics_row(r:dict, label:str=None) -> str:
     "One Markdown table row for an evaluation record (columns of `ROW_HEADER`)."

@@ -41,8 +41,9 @@ class DDIMScheduler(SchedulerMixin):
         beta_tilde_t = (1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)  # σ_t² at η = 1 (Eq. 16): the DDPM posterior variance of the jump
         return DDIMStep(a_t, a_prev, beta_tilde_t, *self._x0_coefficients(a_t), *self._eps_coefficients(a_t))
 
-    def step(self, model_output, timestep, sample, eta:float=0.0, generator=None):
-        "x_s from x_t by seed Eq. 4 (Eq. 12 of Song et al.), s the next visited step; noise is drawn only when η > 0."
+    def step(self, model_output, timestep, sample, eta:float=0.0, generator=None, use_clipped_model_output:bool=None):
+        """x_s from x_t by seed Eq. 4 (Eq. 12 of Song et al.), s the next visited step; noise is drawn only when η > 0.
+        `use_clipped_model_output` (True when None) takes ε̂ from the clipped x̂_0; False keeps the model's ε̂ (diffusers' default)."""
         if eta < 0: raise ValueError(f"eta must be >= 0, got {eta}")
         t = self._t(timestep)
         model_output = split_variance(model_output, sample)[0]  # σ_t comes from η: a learned variance is not used
@@ -52,9 +53,13 @@ class DDIMScheduler(SchedulerMixin):
         ### BEGIN SOLUTION
         x0 = self._pred_x0(model_output, sample, c)
         ### END SOLUTION
-        # 3. ε̂ from the unclipped prediction, as in diffusers
+        # 3. ε̂ = (x_t − √ᾱ_t·x̂_0)/√(1−ᾱ_t) from the clipped x̂_0 (Eq. 12's ε_θ made consistent with it), so that the step stays on
+        #    the line through x̂_0 and x_t; the model's own ε̂ would push x_s by √ᾱ_s(clip(x̂_0) − x̂_0) at every step ("More steps")
         ### BEGIN SOLUTION
-        eps = model_output if c.eps_coef_sample == 0 else sample.mul(c.eps_coef_sample).add_(model_output, alpha=c.eps_coef_output)
+        if self.config["clip_sample"] and use_clipped_model_output is not False:
+            eps = sample.sub(x0, alpha=math.sqrt(c.alpha_bar_t)).div_(math.sqrt(1 - c.alpha_bar_t))
+        else:
+            eps = model_output if c.eps_coef_sample == 0 else sample.mul(c.eps_coef_sample).add_(model_output, alpha=c.eps_coef_output)
         ### END SOLUTION
         # 4. σ_t(η) = η·√β̃_t (Eq. 16)
         ### BEGIN SOLUTION

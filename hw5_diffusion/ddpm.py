@@ -226,13 +226,14 @@ def _takes(fn, name:str) -> bool: return name in inspect.signature(fn).parameter
 
 @torch.no_grad()
 def generate(model, scheduler, n:int, steps:int=None, eta:float=None, seed:int=0, class_labels=None,
-             shape=None, progress:bool=True, decode=None):
-    "Sample `n` images in [-1, 1] with `scheduler` (ours or any diffusers scheduler), visiting `steps` time steps (all T by default); `eta` is DDIM's η; `decode` maps latents to images."
+             shape=None, progress:bool=True, decode=None, use_clipped_model_output:bool=None):
+    """Sample `n` images in [-1, 1] with `scheduler` (ours or any diffusers scheduler), visiting `steps` time steps (all T by default);
+    `eta` and `use_clipped_model_output` are DDIM's step options (left to the scheduler when None); `decode` maps latents to images."""
     step_kwargs = {}
-    if eta is not None:
-        if not _takes(scheduler.step, "eta"):
-            raise ValueError(f"eta is a DDIM option: {type(scheduler).__name__}.step takes none")
-        step_kwargs["eta"] = eta
+    for k, v in dict(eta=eta, use_clipped_model_output=use_clipped_model_output).items():
+        if v is None: continue
+        if not _takes(scheduler.step, k): raise ValueError(f"{k} is a DDIM option: {type(scheduler).__name__}.step takes none")
+        step_kwargs[k] = v
     device = model_device(model)
     shape = shape or sample_shape(model)
     g = torch.Generator(device).manual_seed(seed)

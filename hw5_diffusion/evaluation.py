@@ -6,9 +6,9 @@
 __all__ = ['DIGITS_NET_RESOLUTION', 'DIGITS_NET_PATH', 'DIGITS_FEATURES', 'FEATURES', 'CACHE_ROOT', 'CACHE_FORMAT', 'to_uint8',
            'UInt8Images', 'DigitsNet', 'train_digits_net', 'digits_net_input', 'load_digits_net', 'class_accuracy',
            'class_diversity', 'DigitsFeatureExtractor', 'register_features', 'file_hash', 'reference_cache_key',
-           'reference_cache_file', 'reference_features', 'fidelity_metrics', 'fid_from_features', 'ImageFilesDataset',
-           'reference_dataset', 'inception_state_dict', 'save_random_inception_weights', 'check_inception_weights',
-           'inception_weights']
+           'reference_cache_file', 'reference_features', 'fidelity_metrics', 'fid_from_features', 'fid_bootstrap_std',
+           'ImageFilesDataset', 'reference_dataset', 'inception_state_dict', 'save_random_inception_weights',
+           'check_inception_weights', 'inception_weights']
 
 # %% ../nbs/07_evaluation.ipynb #9349cbd2
 import hashlib, io, json, os, platform, re, shlex, subprocess, sys, time
@@ -199,8 +199,9 @@ def reference_features(reference, extractor, key:dict=None, cache_root=None, bat
     return feats
 
 def fidelity_metrics(images, reference, features:str="digits", weights=None, cache_name:str=None, cache_root=None,
-                     device="cpu", batch_size:int=200, verbose:bool=False) -> dict:
-    "FID, IS (mean, std over splits) and KID of `images` against `reference` (tensors in [-1,1] or data sets), with torch-fidelity's metric functions."
+                     device="cpu", batch_size:int=200, verbose:bool=False, bootstrap:int=0) -> dict:
+    """FID, IS (mean, std over splits) and KID of `images` against `reference` (tensors in [-1,1] or data sets), with torch-fidelity's
+    metric functions; with `bootstrap` > 0 also `fid_std`, FID's spread over that many resamples of the generated images."""
     if features not in FEATURES: raise ValueError(f"features must be one of {sorted(FEATURES)}, not {features!r}")
     a, b = UInt8Images(images), UInt8Images(reference)
     n, n_ref = len(a), len(b)
@@ -225,6 +226,7 @@ def fidelity_metrics(images, reference, features:str="digits", weights=None, cac
     r |= kid_featuresdict_to_metric(f1, f2, layer["kid"], **kw)
     return dict(fid=r["frechet_inception_distance"], is_mean=r["inception_score_mean"], is_std=r["inception_score_std"],
                 kid_mean=r["kernel_inception_distance_mean"], kid_std=r["kernel_inception_distance_std"],
+                fid_std=fid_bootstrap_std(f1[layer["fid"]], f2[layer["fid"]], bootstrap) if bootstrap else None,
                 n=n, n_ref=n_ref, features=features)
 
 # %% ../nbs/07_evaluation.ipynb #50e669b6
@@ -239,6 +241,12 @@ def fid_from_features(f1, f2) -> float:
     tr_covmean = np.sum(np.sqrt(np.linalg.eigvals(sigma1.dot(sigma2)).astype("complex128")).real)
     return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
     ### END SOLUTION
+
+# %% ../nbs/07_evaluation.ipynb #d5e45280
+def fid_bootstrap_std(f1, f2, rounds:int=100, seed:int=0) -> float:
+    "Standard deviation of FID over `rounds` resamples (with replacement) of the generated features `f1`, against the fixed `f2`."
+    f1, rng = np.asarray(f1, dtype=np.float64), np.random.default_rng(seed)
+    return float(np.std([fid_from_features(f1[rng.integers(0, len(f1), len(f1))], f2) for _ in range(rounds)], ddof=1))
 
 # %% ../nbs/07_evaluation.ipynb #1f9553ae
 class ImageFilesDataset(Dataset):

@@ -551,7 +551,8 @@ def _ref_ddim_step(x, eps, t, T, n, eta, seed=0):
     a_t, a_prev = _prev_abar(T, n, t)
     x0 = _x0_hat(x.double(), eps.double(), a_t)
     sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).sqrt()
-    prev = a_prev.sqrt() * x0 + (1 - a_prev - sigma ** 2).clamp(min=0).sqrt() * eps.double()
+    eps = (x.double() - a_t.sqrt() * x0) / (1 - a_t).sqrt()  # ε̂ from the clipped x̂_0 (04_ddim, "More deterministic steps")
+    prev = a_prev.sqrt() * x0 + (1 - a_prev - sigma ** 2).clamp(min=0).sqrt() * eps
     if eta > 0: prev = prev + sigma * torch.randn(eps.shape, generator=_g(seed)).double()
     return prev, x0
 

@@ -81,16 +81,17 @@ def test_ddpm_step_parity(prediction_type, variance_type, spacing, clip):
 
 @pytest.mark.parametrize("prediction_type,spacing,clip,eta,set_alpha_to_one",
                          list(itertools.product(PREDICTIONS, SPACINGS, [True, False], [0.0, 0.5, 1.0], [True, False])))
-def test_ddim_step_parity(prediction_type, spacing, clip, eta, set_alpha_to_one):
+@pytest.mark.parametrize("clipped_eps", [True, False])
+def test_ddim_step_parity(prediction_type, spacing, clip, eta, set_alpha_to_one, clipped_eps):
     cfg = dict(prediction_type=prediction_type, timestep_spacing=spacing, clip_sample=clip, set_alpha_to_one=set_alpha_to_one)
     # step counts at which diffusers' DDIM stride can visit what the spacing lists (see match_ddim_stride)
     n = {"leading": 13, "trailing": 10, "linspace": 10}[spacing]
-    check_parity(lambda: DDIMScheduler(**cfg), lambda: diffusers.DDIMScheduler(**cfg), n, eta=eta)
+    check_parity(lambda: DDIMScheduler(**cfg), lambda: diffusers.DDIMScheduler(**cfg), n, eta=eta, use_clipped_model_output=clipped_eps)
 
 
 @pytest.mark.parametrize("prediction_type", PREDICTIONS)
 @pytest.mark.parametrize("ours,theirs,kw", [(DDPMScheduler, diffusers.DDPMScheduler, {}),
-                                            (DDIMScheduler, diffusers.DDIMScheduler, {"eta": 1.0})])
+                                            (DDIMScheduler, diffusers.DDIMScheduler, {"eta": 1.0, "use_clipped_model_output": True})])
 def test_near_t0_parity(ours, theirs, kw, prediction_type):
     "All 1000 steps, t = 0 included, with the exact ᾱ table."
     check_exact_parity(ours(prediction_type=prediction_type), theirs(prediction_type=prediction_type), 1000, **kw)
@@ -137,11 +138,11 @@ def test_ddpm_full_loop_reproduces_diffusers(prediction_type, total, mean):
                                             ({"set_alpha_to_one": True, "beta_start": 0.01}, 149.8295, 0.1951),
                                             ({"set_alpha_to_one": False, "beta_start": 0.01}, 149.0784, 0.1941)])
 def test_ddim_full_loop_reproduces_diffusers(cfg, total, mean):
-    "test_scheduler_ddim.py: 10 steps, η = 0."
+    "test_scheduler_ddim.py: 10 steps, η = 0, diffusers' default ε̂ (the model's, not re-derived from the clipped x̂_0)."
     s = DDIMScheduler(**{**BETAS, "clip_sample": True, **cfg})
     s.set_timesteps(10)
     x = dummy_sample()
-    for t in s.timesteps: x = s.step(dummy_model(x, t), t, x, 0.0).prev_sample
+    for t in s.timesteps: x = s.step(dummy_model(x, t), t, x, 0.0, use_clipped_model_output=False).prev_sample
     assert abs(x.abs().sum().item() - total) < 1e-2 and abs(x.abs().mean().item() - mean) < 1e-3, x.abs().sum().item()
 
 
@@ -153,7 +154,7 @@ def tiny_diffusers_unet():
 
 
 @pytest.mark.parametrize("ours,pipeline,kw", [(DDPMScheduler, diffusers.DDPMPipeline, {}),
-                                              (DDIMScheduler, diffusers.DDIMPipeline, {"eta": 0.5})])
+                                              (DDIMScheduler, diffusers.DDIMPipeline, {"eta": 0.5, "use_clipped_model_output": True})])
 def test_our_schedulers_drive_a_diffusers_unet(ours, pipeline, kw):
     """Our generate + our scheduler on a diffusers UNet2DModel = diffusers' own pipeline with its scheduler.
     Compared in float64 (U-Net, noise, both schedules' ᾱ): in float32 the two loops differ by ~1e-6..1e-5 of the range,
@@ -173,7 +174,8 @@ def test_our_schedulers_drive_a_diffusers_unet(ours, pipeline, kw):
     assert rel_err((x / 2 + 0.5).clamp(0, 1), ref) <= 1e-10
 
 
-@pytest.mark.parametrize("name,kw", [("DDPMScheduler", {}), ("DDIMScheduler", {"eta": 0.0}), ("DDIMScheduler", {"eta": 1.0})])
+@pytest.mark.parametrize("name,kw", [("DDPMScheduler", {}), ("DDIMScheduler", {"eta": 0.0, "use_clipped_model_output": True}),
+                                     ("DDIMScheduler", {"eta": 1.0, "use_clipped_model_output": True})])
 def test_diffusers_schedulers_drive_our_unet(name, kw):
     "diffusers' schedulers in our generate loop, on our U-Net, give our schedulers' images."
     torch.manual_seed(0)
