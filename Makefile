@@ -19,7 +19,7 @@ demo: install
 	$(BIN)/hw5-train --data digits --out outputs/demo --overwrite
 	@echo "demo outputs: $(CURDIR)/outputs/demo (samples.png, loss.png, model.safetensors, config.json)"
 
-## The seed's results tables on the built-in digits (CPU, < 30 min on 2 cores): results/digits.md, .json, plots.
+## The seed's results tables on the built-in digits (CPU, within an hour on 2 cores): results/digits.md, .json, plots.
 ## On a GPU: $(BIN)/hw5-tables --preset imagenet100-pixel --ckpt DIR --ref /data/imagenet100
 tables: install
 	$(BIN)/hw5-tables --preset digits --out results

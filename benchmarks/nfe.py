@@ -3,7 +3,7 @@ digits model: how much sample quality each sampler keeps when the budget shrinks
 
     python benchmarks/nfe.py [--ckpt runs/nfe-digits] [--n 300] [--nfe 10 20 50 100 200] [--samplers ...] [--no-append]
 
-Trains the digits preset (`hw5-train --data digits`: 600 steps of 128 images, a few CPU minutes) into --ckpt unless that
+Trains the digits preset (`hw5-train --data digits`: 1,200 steps of 128 images, a few CPU minutes) into --ckpt unless that
 folder already holds exactly this run. Each sampler is built from the checkpoint's scheduler config by
 `hw5_diffusion.cli.make_scheduler` (ours for ddpm/ddim with η = 0, diffusers' for the others, their default spacing) and
 makes one model evaluation per step, so steps = NFE (checked). For each (sampler, NFE) it draws --n images with seed 0
@@ -15,6 +15,7 @@ import argparse, time
 from pathlib import Path
 import torch
 from hw5_diffusion.cli import train_once, load_for_sampling, samples_fid, machine
+from hw5_diffusion.checkpoints import read_config
 from hw5_diffusion.ddpm import generate
 from hw5_diffusion.data import offscreen_figure
 from results import append_results
@@ -72,7 +73,7 @@ def main():
     print(md)
     print(f"figure: {plot(fids, floor, a.figure)}")
     if not a.no_append:
-        note = (f"`python benchmarks/nfe.py {' '.join(f'--{k} {v}' for k, v in [('n', a.n)])}`: the digits preset (600 steps × 128 images, "
+        note = (f"`python benchmarks/nfe.py {' '.join(f'--{k} {v}' for k, v in [('n', a.n)])}`: the digits preset ({read_config(a.ckpt)['train']['max_steps']:,} steps × 128 images, "
                 f"{'trained for this run in ' + str(trained) + ' CPU s' if trained else 'reused from ' + a.ckpt}); {a.n} images per point, seed 0; "
                 f"digits-FID against the 360-image test split (lower is better; the floor is {a.n} real training digits); "
                 f"sampling and scoring took {secs / 60:.1f} min wall on {machine('cpu')}. Figure: benchmarks/nfe.png.")

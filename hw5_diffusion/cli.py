@@ -105,7 +105,7 @@ def samples_fid(images) -> tuple:
 # %% ../nbs/11_cli.ipynb #1685bb62
 def train_parser():
     p = CLIParser(prog="hw5-train", description="Train a DDPM (L_simple) with the training engine and write a run folder.", examples=[
-        ("hw5-train --out runs/digits", "the digits demo on the CPU: 600 steps, a few minutes; samples.png at the end"),
+        ("hw5-train --out runs/digits", "the digits demo on the CPU: 1,200 steps, a few minutes; samples.png at the end"),
         ("hw5-train --out runs/digits --resume latest", "continue an interrupted run from its newest checkpoint, exactly where it stopped"),
         ("hw5-train --cfg --out runs/cfg-digits", "class-conditional with 10% label dropout, for classifier-free guidance"),
         ("hw5-train --preset imagenet100-pixel --data /data/imagenet100 --out runs/in100", "the HW5 run at 128² (a GPU; ROOT/train/<class>/*.JPEG)")])
@@ -114,7 +114,7 @@ def train_parser():
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field, e.g. --set ema_decay=0.999 --set unet.ch=64 (repeatable)")
     p.add_argument("--data", help="digits, cifar10, mnist, or an ImageNet-style folder (ROOT/train/<class>/*)")
     p.add_argument("--resolution", type=positive_int, help="image size (default: 16 for digits, 32 for cifar10/mnist, 128 for folders)")
-    p.add_argument("--max-steps", type=positive_int, help="optimisation steps (default: 600 for digits, 100000 otherwise)")
+    p.add_argument("--max-steps", type=positive_int, help="optimisation steps (default: 1200 for digits, 100000 otherwise)")
     p.add_argument("--batch-size", type=positive_int, help="batch size per process (default: 128 for digits, 4 otherwise, as the seed)")
     p.add_argument("--lr", type=positive_float, help="peak learning rate (default: 2e-3 for digits, 1e-4 otherwise, as the seed)")
     p.add_argument("--seed", type=int)
@@ -205,10 +205,11 @@ def train_once(argv) -> float:
     want, d = train_config(args).to_dict(), Path(args.out)
     done = read_config(d) if (d / "config.json").is_file() else {}
     by = json.loads((d / "trained_by.json").read_text()) if (d / "trained_by.json").is_file() else {}
-    if done.get("train") == want and done.get("step") == want["max_steps"] and by.get("code") == code_version(): return None
+    version = code_version()  # the code that starts the run, whatever changes on disk while it trains
+    if done.get("train") == want and done.get("step") == want["max_steps"] and by.get("code") == version: return None
     t0 = time.process_time()
     train(args)
-    atomic_write(d / "trained_by.json", lambda f: Path(f).write_text(json.dumps(dict(code=code_version()))))
+    atomic_write(d / "trained_by.json", lambda f: Path(f).write_text(json.dumps(dict(code=version))))
     return round(time.process_time() - t0, 1)
 
 # %% ../nbs/11_cli.ipynb #157852e0
@@ -292,14 +293,14 @@ def load_for_sampling(ckpt, device="cpu", sampler:str="ddpm"):
     return model, make_scheduler(sampler, base.config), cfg
 
 def sample_images(model, scheduler, n:int, steps:int=None, eta:float=None, seed:int=0, batch_size:int=250, class_labels=None,
-                  decode=None, progress:bool=True):
+                  decode=None, progress:bool=True, use_clipped_model_output:bool=None):
     "`n` images on the CPU, `batch_size` at a time (batch i seeded `seed + i`, so a batch size never changes the images), and the wall seconds."
     device, xs = model_device(model), []
     t0 = time.perf_counter()
     for i in tqdm(range(0, n, batch_size), desc=f"sampling {n} images", disable=not progress or n <= batch_size):
         y = None if class_labels is None else torch.as_tensor(class_labels[i:i + batch_size], device=device)
         xs.append(generate(model, scheduler, min(batch_size, n - i), steps=steps, eta=eta, seed=seed + i, class_labels=y,
-                           progress=progress, decode=decode).cpu())
+                           progress=progress, decode=decode, use_clipped_model_output=use_clipped_model_output).cpu())
     return torch.cat(xs), time.perf_counter() - t0
 
 def sample_parser():
@@ -349,7 +350,7 @@ def sample(args):
         elif args.class_label is not None: raise ValueError(f"{args.ckpt} is unconditional: it takes no class label")
         if args.guidance is not None:
             check_guidance(cfg, args.guidance, args.guidance_convention, args.ckpt)
-            model = ClassifierFreeGuidance(model, args.guidance, args.guidance_convention, scheduler if args.sampler == "ddim" else None)
+            model = ClassifierFreeGuidance(model, args.guidance, args.guidance_convention)
     except ValueError as e: raise CLIError(f"--{'guidance' if 'guidance' in str(e) else 'class-label'}: {e}") from None
     T = scheduler.config["num_train_timesteps"]  # diffusers schedulers keep it in their config
     steps = args.steps if args.steps is not None else default_steps(args.sampler, T)
@@ -407,7 +408,7 @@ def evaluate_checkpoint(ckpt, n:int=1000, sampler:str="ddpm", steps:int=None, et
     if features == "inception": inception_weights(weights)          # fail before sampling, not after
     k = getattr(model, "num_classes", None)
     labels = torch.arange(n) % k if k else None
-    if guidance is not None: model = ClassifierFreeGuidance(model, guidance, convention, scheduler if sampler == "ddim" else None)
+    if guidance is not None: model = ClassifierFreeGuidance(model, guidance, convention)
     images, secs = sample_images(model, scheduler, n, steps, eta, seed, batch_size, labels, vae.decode if vae else None, progress)
     m = fidelity_metrics(images, reference, features, weights, cache_name, cache_root, device, verbose=False, bootstrap=bootstrap)
     record = dict(checkpoint=str(ckpt), checkpoint_step=cfg.get("step"), data=cfg.get("data"), sampler=sampler, steps=steps,

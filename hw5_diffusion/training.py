@@ -106,7 +106,7 @@ _IN100 = dict(data="data/imagenet100", resolution=128, hflip=True, num_workers=8
 _LATENT = dict(vae="pretrained/model.ckpt", latent_scale=0.1845,
                unet={**_IN100["unet"], "in_channels": 3, "out_channels": 3, "sample_size": 32})
 PRESETS = {
-    "digits": dict(data="digits", max_steps=600, batch_size=128, lr=2e-3, warmup_steps=50, log_every=5,
+    "digits": dict(data="digits", max_steps=1200, batch_size=128, lr=2e-3, warmup_steps=50, log_every=5,
                    checkpoint_every=200, keep_last=2, preview_every=200, preview_n=16, preview_steps=50, sample_n=64,
                    sample_sampler="ddpm", sample_steps=250),
     "imagenet100-pixel": _IN100,

@@ -135,3 +135,16 @@ def test_end_of_run_samples_are_in_proportion_on_a_cpu(tmp_path):
     ev = EventAccumulator(str(tmp_path / "run" / "tb")); ev.Reload()
     assert [e.step for e in ev.Images("samples")] == [3]
     assert f"tensorboard --logdir {tmp_path / 'run' / 'tb'}" in p.stderr
+
+
+def test_train_once_reuses_a_run_only_of_the_same_config_and_code(tmp_path, monkeypatch):
+    "make tables' reuse rule: a finished run is reused when its configuration and the package's code are the ones asked for."
+    from hw5_diffusion import cli
+    argv = ["--out", tmp_path / "r", "--overwrite", "--max-steps", "2", "--batch-size", "8", "--set", "unet.ch=8", "--sample-n", "0", "--device", "cpu"]
+    assert cli.train_once(argv) > 0
+    assert json.loads((tmp_path / "r" / "trained_by.json").read_text()) == {"code": cli.code_version()}
+    assert cli.train_once(argv) is None                                    # the same run: reused
+    assert cli.train_once([*argv[:-2], "--lr", "1e-3", "--device", "cpu"]) > 0  # another configuration: trained
+    monkeypatch.setattr(cli, "code_version", lambda: "0" * 16)
+    assert cli.train_once([*argv[:-2], "--lr", "1e-3", "--device", "cpu"]) > 0  # other code: trained again
+    assert cli.train_once([*argv[:-2], "--lr", "1e-3", "--device", "cpu"]) is None
