@@ -62,12 +62,14 @@ def test_tables_from_a_checkpoint(tiny_ckpt, tmp_path):
     md = (out / "digits.md").read_text()
     rec = json.loads((out / "digits.json").read_text())
     r = rec["rows"]["ddpm"]
-    assert r["steps"] == 20 and r["n"] == 8 and f"| DDPM (20 steps) | {r['fid']:.2f} |" in md
+    assert r["steps"] == 20 and r["n"] == 8 and r["fid_std"] > 0 and f"| DDPM (20 steps) | {r['fid']:.2f} ± {r['fid_std']:.2f} |" in md
     assert "| generated images per row | 8 |" in md and str(tiny_ckpt) in md and f"| commit | {r['commit']} |" in md
-    assert f"| Real training digits (the floor for this N) | {rec['rows']['real']['fid']:.2f} |" in md
+    real = rec["rows"]["real"]
+    assert f"| Real training digits (the floor for this N) | {real['fid']:.2f} ± {real['fid_std']:.2f} |" in md
+    assert "Convergence of this model (DDIM (5 steps, η = 0)" in md
     for k in (3, 4, 5): assert f"## Table {k}:" in md
     assert md.count("Not run by this command (--skip-tables)") == 3 and Image.open(out / "digits_samples.png").size[0] > 300
     ddim = rec["rows"]["ddim"]
     assert [d["steps"] for d in ddim] == [5, 10] and all(d["sampler"] == "ddim" and d["eta"] == 0 for d in ddim)
-    assert all(f"| DDIM ({d['steps']} steps, η = 0) | {d['fid']:.2f} |" in md for d in ddim)
+    assert all(f"| DDIM ({d['steps']} steps, η = 0) | {d['fid']:.2f} ± {d['fid_std']:.2f} |" in md for d in ddim)
     assert Image.open(out / "digits_fid_vs_steps.png").size[0] > 100
