@@ -5,7 +5,7 @@ for the same wall-clock budget on one CPU core, both sampled with DDIM-50 (η = 
 
 The two models train side by side, one process each (`OMP_NUM_THREADS=1`, `torch.set_num_threads(1)`), so they share the
 machine's load alike.
-- ours: the `hw5-train --data digits` preset (our U-Net, AdamW lr 2e-3, batch 128, 50 warm-up steps then cosine, EMA with
+- ours: the `hw5-train --data digits` preset (our U-Net, cosine β schedule, AdamW lr 3e-3, batch 128, 50 warm-up steps then cosine, EMA with
   warm-up) through `hw5_diffusion.training.Trainer`, with `--ours-set` overrides if given.
 - baseline: a diffusers `UNet2DModel` near our parameter count, laid out as diffusers' example
   examples/unconditional_image_generation/train_unconditional.py lays out its U-Net (2 ResNet layers a block, attention
@@ -46,10 +46,11 @@ def ours(max_steps:int, overrides=()):
     "One step of our digits preset, the EMA model for sampling, our DDIM, the parameter count and the batch."
     from hw5_diffusion.cli import train_parser, train_config, make_scheduler
     from hw5_diffusion.training import Trainer
+    from hw5_diffusion.advanced import training_parts
     from hw5_diffusion.unet import num_params
     argv = ["--data", "digits", "--out", "unused", *[a for kv in overrides for a in ("--set", kv)]]  # --out: required, never written
     c = replace(train_config(train_parser().parse_args(argv)), max_steps=max_steps)
-    tr = Trainer(c, device="cpu", progress=False)
+    tr = Trainer(c, device="cpu", progress=False, **training_parts(c))  # what hw5-train hands it: an override may need the advanced objective
     batches = tr.batches()  # the batches `Trainer.fit` would draw
     tr.model.train()
     step = lambda: tr.train_step(batches)

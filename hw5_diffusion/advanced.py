@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['normal_kl', 'discretized_gaussian_log_likelihood', 'vlb_terms', 'hybrid_loss', 'LossSecondMomentSampler',
-           'training_parts']
+           'min_snr_weight', 'min_snr_loss', 'training_parts']
 
 # %% ../nbs/10_advanced.ipynb #cea5489e
 import math, time
+from functools import partial
 from pathlib import Path
 import torch
 import torch.nn.functional as F
@@ -87,14 +88,31 @@ class LossSecondMomentSampler:
     def state_dict(self) -> dict: return {"losses": self.losses.clone(), "counts": self.counts.clone()}
     def load_state_dict(self, d:dict): self.losses, self.counts = d["losses"].clone(), d["counts"].clone()
 
+# %% ../nbs/10_advanced.ipynb #f317e293
+def min_snr_weight(schedule:NoiseSchedule, t, gamma:float=5.0, prediction_type:str="epsilon"):
+    "Min-SNR-γ's per-image loss weight at time steps `t`: min(SNR(t), γ) in units of ‖x_0 − x̂_0‖², converted to `prediction_type`'s loss."
+    snr = schedule.alpha_bar[t] / (1 - schedule.alpha_bar[t])
+    capped = snr.clamp(max=gamma)
+    if prediction_type == "epsilon": return capped / snr
+    if prediction_type == "v_prediction": return capped / (snr + 1)
+    if prediction_type == "sample": return capped
+    raise ValueError(f"prediction_type must be epsilon, sample or v_prediction, not {prediction_type!r}")
+
+def min_snr_loss(model, schedule:NoiseSchedule, x0, y=None, t=None, noise=None, gamma:float=5.0, prediction_type:str="epsilon"):
+    "L_simple per image at the given `t` and `noise`, times `min_snr_weight`."
+    target = prediction_target(schedule, x0, t, noise, prediction_type)
+    mse = (model(schedule.q_sample(x0, t, noise), t, y) - target).square().flatten(1).mean(1)
+    return mse * min_snr_weight(schedule, t, gamma, prediction_type)
+
 # %% ../nbs/10_advanced.ipynb #174859a8
 def training_parts(c:TrainConfig, num_train_timesteps:int=None) -> dict:
-    "What `Trainer` is handed for `c`'s advanced options: the hybrid loss for a learned variance, importance sampling of t."
+    "What `Trainer` is handed for `c`'s advanced options: the hybrid loss for a learned variance, Min-SNR weighting, importance sampling of t."
     vt, pt = c.scheduler.get("variance_type"), c.scheduler.get("prediction_type", "epsilon")
     parts = {}
     if vt in LEARNED_VARIANCE:
         parts["objective"] = lambda model, schedule, x0, y, t, noise: hybrid_loss(
             model, schedule, x0, y, t=t, noise=noise, variance_type=vt, vlb_weight=c.vlb_weight, reduce=False, prediction_type=pt)
+    if c.min_snr_gamma: parts["objective"] = partial(min_snr_loss, gamma=c.min_snr_gamma, prediction_type=pt)
     if c.importance_sampling:
         parts["timestep_sampler"] = LossSecondMomentSampler(num_train_timesteps or c.scheduler.get("num_train_timesteps", 1000))
     return parts

@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['TABLE_PRESETS', 'TABLE_STEPS', 'CONVERGED_WITHIN', 'DDIM_STEPS', 'NOT_BUILT', 'LATENT_TABLE_BUDGET',
-           'CFG_TABLE_WEIGHTS', 'CFG_TABLE_BUDGET', 'ATTENTION', 'ADVANCED_ROWS', 'ADVANCED_BUDGET', 'budget_sets',
-           'set_args', 'convergence', 'convergence_text', 'table_rows', 'tables_markdown', 'plot_fid_vs_steps',
-           'plot_samples', 'latent_rows', 'table3_markdown', 'cfg_rows', 'table4_markdown', 'train_variant',
-           'advanced_rows', 'table5_markdown', 'tables_parser', 'tables', 'tables_main']
+           'CFG_TABLE_WEIGHTS', 'CFG_TABLE_BUDGET', 'ATTENTION', 'PLAIN', 'ADVANCED_ROWS', 'ADVANCED_BUDGET',
+           'budget_sets', 'set_args', 'convergence', 'digits_eval', 'convergence_text', 'table_rows', 'tables_markdown',
+           'plot_fid_vs_steps', 'plot_samples', 'latent_rows', 'table3_markdown', 'cfg_rows', 'table4_markdown',
+           'train_variant', 'advanced_rows', 'table5_markdown', 'tables_parser', 'tables', 'tables_main']
 
 # %% ../nbs/12_results.ipynb #32647763
 import json, shlex, sys, time
@@ -50,6 +50,10 @@ def convergence(run, record:dict, **eval_kw) -> dict:
     change = (record["fid"] - r["fid"]) / record["fid"]
     return dict(step=B // 2, fid=r["fid"], fid_std=r["fid_std"], end_step=B, end_fid=record["fid"], change=round(change, 4),
                 converged=abs(change) <= CONVERGED_WITHIN)
+
+def digits_eval(device="cpu", cache_root=None, progress:bool=True, bootstrap:int=100) -> dict:
+    "The `evaluate_checkpoint` keywords of the digits-only Tables 3–5: digits-FID against the test split, with the bootstrap spread."
+    return dict(ref="digits", device=device, cache_root=cache_root, progress=progress, bootstrap=bootstrap)
 
 def convergence_text(c:dict) -> str:
     "A model's convergence mark: FID at B/2 → B, the change, and the verdict."
@@ -97,7 +101,7 @@ def tables_markdown(rows:dict, meta:dict) -> str:
     L += ["## Table 2: DDPM + DDIM inference", "", f"| Inference steps | {fid} | Sampling time (s) | Images/s |", "|---|---|---|---|---|---|"]
     L += [f"| {row_label(q)} | {metric_cells(q)} | {q['sampling_seconds']:.1f} | {q['images_per_second']:.1f} |" for q in rows["ddim"] + [r]]
     q = rows["ddim"][0]
-    L += ["", f"Convergence of this model ({row_label(q)}, digits-FID of {q['n']} images at half its training steps and at the end): "
+    L += ["", f"Convergence of this model ({row_label(q)}, {'digits-' if q['features'] == 'digits' else ''}FID of {q['n']} images at half its training steps and at the end): "
           f"{convergence_text(rows.get('convergence'))}.", ""]
     L += ["", f"![FID vs steps]({pre}_fid_vs_steps.png)", ""]
     L += [f"![samples of each row]({pre}_samples.png)", ""]
@@ -149,7 +153,7 @@ def latent_rows(work, n:int=1000, ddim_steps:int=50, ddpm_steps:int=100, budget=
     rec = torch.cat([vae.decode(vae.encode(x[i:i + 250].to(device))).cpu() for i in range(0, len(x), 250)])
     floor = dict(fidelity_metrics(rec, reference, "digits", None, cache_name, cache_root, device, bootstrap=bootstrap), n=len(x), kind="reconstruction",
                  mse=round((rec - x).square().mean().item(), 5), **common)
-    ev = dict(ref="digits", device=device, cache_root=cache_root, progress=progress, bootstrap=bootstrap)
+    ev = digits_eval(device, cache_root, progress, bootstrap)
     rows = [dict(evaluate_checkpoint(d, n=n, sampler=s, steps=k, eta=0.0 if s == "ddim" else None, out=d / f"eval-{s}-{k}", save_pngs=False, **ev),
                  kind="samples", **common) for s, k in (("ddim", ddim_steps), ("ddpm", ddpm_steps))]
     rows[0]["convergence"] = convergence(d, rows[0], **ev)
@@ -183,7 +187,7 @@ def cfg_rows(work, vae=None, weights=CFG_TABLE_WEIGHTS, n:int=1000, steps:int=25
     d = Path(work) / ("latent-cfg" if vae else "pixel-cfg")
     argv = ["--out", str(d), "--cfg", "--sample-n", "0", "--device", str(device), "--overwrite", *budget] + (["--vae", str(vae)] if vae else [])
     cpu = train_once(argv)
-    ev = dict(ref="digits", device=device, cache_root=cache_root, progress=progress, bootstrap=bootstrap)
+    ev = digits_eval(device, cache_root, progress, bootstrap)
     rows = [dict(evaluate_checkpoint(d, n=n, sampler="ddim", steps=steps, eta=0.0, out=d / f"eval-w{w:g}", save_pngs=False, guidance=w, **ev),
                  latent=bool(vae), train_command=" ".join(["hw5-train", *argv]), train_cpu_seconds=cpu) for w in weights]
     rows[0]["convergence"] = convergence(d, rows[0], **ev)
@@ -206,11 +210,12 @@ def table4_markdown(records:list, plot:str=None) -> list:
 
 # %% ../nbs/12_results.ipynb #d5607bf2
 ATTENTION = ["unet.attn_levels=[0,1,2]", "unet.head_channels=16"]  # self-attention at 16², 8² and 4², 16 channels per head
+PLAIN = ["beta_schedule=linear"]  # the seed's DDPM (the digits preset itself trains with the cosine schedule)
 ADVANCED_ROWS = {
-    "plain DDPM": [],
+    "plain DDPM": PLAIN,
     "+ cosine β schedule": ["beta_schedule=cosine"],
-    "+ learned variance (hybrid loss)": ["variance_type=learned_range"],
-    "+ attention at every resolution": ATTENTION,
+    "+ learned variance (hybrid loss)": [*PLAIN, "variance_type=learned_range"],
+    "+ attention at every resolution": [*PLAIN, *ATTENTION],
     "combined": ["beta_schedule=cosine", "variance_type=learned_range", *ATTENTION],
 }
 ADVANCED_BUDGET = [*budget_sets(), "batch_size=64", "eval_n=0"]
@@ -222,11 +227,10 @@ def train_variant(out, sets=(), budget=ADVANCED_BUDGET, device="cpu"):
 def advanced_rows(work, n:int=1000, steps:int=50, rows:dict=ADVANCED_ROWS, budget=ADVANCED_BUDGET, device="cpu",
                   cache_root=None, progress:bool=True, bootstrap:int=100) -> list:
     "Train each variant of `rows` (--set overrides of the digits preset) with the same `budget`, evaluate with `steps` DDPM steps."
-    records = []
+    records, ev = [], digits_eval(device, cache_root, progress, bootstrap)
     for i, (label, sets) in enumerate(rows.items()):
         d = Path(work) / f"row{i}"
         cpu = train_variant(d, sets, budget, device)
-        ev = dict(ref="digits", device=device, cache_root=cache_root, progress=progress, bootstrap=bootstrap)
         r = evaluate_checkpoint(d, n=n, sampler="ddpm", steps=steps, out=d / "eval", save_pngs=False, **ev)
         records.append(dict(r, label=label, overrides=sets, budget=list(budget), train_cpu_seconds=cpu, convergence=convergence(d, r, **ev)))
     return records
@@ -239,7 +243,7 @@ def table5_markdown(records:list, metric_header:str="digits-FID ↓ | digits-IS 
          f"Every row trained with the same budget (the digits preset with `{' '.join(r0['budget'])}`) and sampled by the "
          f"ancestral DDPM sampler respaced to {r0['steps']} steps (the learned σ where there is one), {r0['n']} images per row; "
          "the variants were fixed in advance, nothing was tuned on the test split.", "",
-         f"| Technique | `--set` over the plain model | {metric_header} | FID at B/2 → B | Training CPU (s) |", "|---|---|---|---|---|---|---|"]
+         f"| Technique | `--set` over the digits preset | {metric_header} | FID at B/2 → B | Training CPU (s) |", "|---|---|---|---|---|---|---|"]
     for r in records:
         cpu = "reused" if r["train_cpu_seconds"] is None else f"{r['train_cpu_seconds']:.0f}"
         L.append(f"| {r['label']} | {' '.join(r['overrides']) or '—'} | {metric_cells(r)} | {convergence_text(r.get('convergence'))} | {cpu} |")
