@@ -5,7 +5,7 @@ for the same wall-clock budget on one CPU core, both sampled with DDIM-50 (η = 
 
 The two models train side by side, one process each (`OMP_NUM_THREADS=1`, `torch.set_num_threads(1)`), so they share the
 machine's load alike.
-- ours: the `hw5-train --data digits` preset (our U-Net, cosine β schedule, AdamW lr 3e-3, batch 128, 50 warm-up steps then cosine, EMA with
+- ours: the `hw5-train --data digits` preset (our U-Net, AdamW lr 2e-3, batch 128, 50 warm-up steps then cosine, EMA with
   warm-up) through `hw5_diffusion.training.Trainer`, with `--ours-set` overrides if given.
 - baseline: a diffusers `UNet2DModel` near our parameter count, laid out as diffusers' example
   examples/unconditional_image_generation/train_unconditional.py lays out its U-Net (2 ResNet layers a block, attention

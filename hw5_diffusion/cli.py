@@ -117,7 +117,7 @@ def train_parser():
     p.add_argument("--resolution", type=positive_int, help="image size (default: 16 for digits, 32 for cifar10/mnist, 128 for folders)")
     p.add_argument("--max-steps", type=positive_int, help="optimisation steps (default: 1200 for digits, 100000 otherwise)")
     p.add_argument("--batch-size", type=positive_int, help="batch size per process (default: 128 for digits, 4 otherwise, as the seed)")
-    p.add_argument("--lr", type=positive_float, help="peak learning rate (default: 3e-3 for digits, 1e-4 otherwise, as the seed)")
+    p.add_argument("--lr", type=positive_float, help="peak learning rate (default: 2e-3 for digits, 1e-4 otherwise, as the seed)")
     p.add_argument("--seed", type=int)
     p.add_argument("--download", action="store_true", help="download cifar10/mnist if they are missing")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (under accelerate launch/torchrun: auto)")
