@@ -125,3 +125,18 @@ def test_table5_pipeline(tmp_path):
     assert [r["train_cpu_seconds"] for r in again] == [None, None] and [r["fid"] for r in again] == [r["fid"] for r in recs]
     md = "\n".join(table5_markdown(recs))
     assert "| + learned variance | variance_type=learned_range |" in md
+
+
+def test_min_snr_through_the_cli(tmp_path, capsys):
+    "hw5-train hands the Trainer the Min-SNR objective: the same first batch, weighted by min(SNR, γ)/SNR ≤ 1, has a smaller loss."
+    def first_loss(name, *sets):
+        argv = ["--data", "digits", "--out", tmp_path / name, "--max-steps", "1", "--batch-size", "32", "--sample-n", "0",
+                "--set", "unet.ch=8", "--set", "log_every=1", "--set", "eval_n=0", *[a for s in sets for a in ("--set", s)]]
+        code, err = cli(train_main, argv, capsys)
+        assert code == 0, err
+        return json.loads((tmp_path / name / "metrics.jsonl").read_text().splitlines()[0])["loss"]
+    plain, weighted = first_loss("plain"), first_loss("snr", "min_snr_gamma=5")
+    assert json.loads((tmp_path / "snr" / "config.json").read_text())["train"]["min_snr_gamma"] == 5.0
+    assert 0 < weighted < plain, (weighted, plain)  # seed 0's 32 draws of t include steps with SNR > 5 (t below ~110)
+    code, err = cli(train_main, ["--data", "digits", "--out", tmp_path / "bad", "--max-steps", "1", "--set", "min_snr_gamma=-1"], capsys)
+    assert code == 2 and "min_snr_gamma must be >= 0" in err and err.count("\n") == 1, err
