@@ -1,12 +1,13 @@
 """Sample quality for equal training time: our digits recipe against diffusers' unconditional-training recipe, each trained
 for the same wall-clock budget on one CPU core, both sampled with DDIM-50 (η = 0) and scored with the digits-FID.
 
-    python benchmarks/quality.py [--minutes 8] [--n 1000] [--calib 20] [--ours-set KEY=VALUE ...] [--figure PATH] [--no-append]
+    python benchmarks/quality.py [--minutes 8] [--n 1000] [--calib 20] [--no-levers] [--ours-set KEY=VALUE ...] [--figure PATH] [--no-append]
 
 The two models train side by side, one process each (`OMP_NUM_THREADS=1`, `torch.set_num_threads(1)`), so they share the
 machine's load alike.
 - ours: the `hw5-train --data digits` preset (our U-Net, AdamW lr 2e-3, batch 128, 50 warm-up steps then cosine, EMA with
-  warm-up) through `hw5_diffusion.training.Trainer`, with `--ours-set` overrides if given.
+  warm-up) through `hw5_diffusion.training.Trainer`, with the short-run `LEVERS` over it (cosine β, lr 3e-3, Min-SNR-5;
+  `--no-levers`: the bare preset) and `--ours-set` overrides after them.
 - baseline: a diffusers `UNet2DModel` near our parameter count, laid out as diffusers' example
   examples/unconditional_image_generation/train_unconditional.py lays out its U-Net (2 ResNet layers a block, attention
   in the second-lowest block) and trained with that example's recipe: `DDPMScheduler` (T = 1000, linear β, ε), AdamW
@@ -40,6 +41,9 @@ BASELINE = dict(lr=1e-4, betas=(0.95, 0.999), weight_decay=1e-6, eps=1e-8, warmu
 # (diffusers' default); 04_ddim's "More deterministic steps can be worse" measures the difference
 PAIRINGS = {"ε̂ from clipped x̂0": True, "model's ε̂ (diffusers' default)": False}
 LABELS = {"ours": "ours (hw5 digits preset)", "baseline": "baseline (diffusers UNet2DModel + example recipe)"}
+# the levers that gained most in 8-minute runs of ours alone (RESULTS.md, "quality.py levers"). The digits preset keeps
+# linear β: a short cosine-β run sends diffusers' Euler sampler from σ_max ≈ 20,000 (ᾱ_T ≈ 0), which such a model cannot follow
+LEVERS = ("beta_schedule=cosine", "lr=3e-3", "min_snr_gamma=5")
 
 
 def ours(max_steps:int, overrides=()):
@@ -171,13 +175,12 @@ def table(runs, fids, floor, n, overrides=()) -> str:
     rows = [f"| {label(s, overrides)} | {r['params'] / 1e3:.0f} k | {r['steps']:,} of {r['max_steps']:,} | {r['batch']} | {r['images_seen']:,} | "
             f"{r['train_s']:.0f} | " + " | ".join(f"{fids[s][k]:.2f}" for k in PAIRINGS) + " |" for s, r in runs.items()]
     ratios = {k: fids["ours"][k] / fids["baseline"][k] for k in PAIRINGS}
-    (k0, r0), *others = ratios.items()
     return "\n".join([f"| model | parameters | steps done (of max_steps) | batch | images seen | train s | "
                       + " | ".join(f"digits-FID (DDIM-50, {k}, {n} images)" for k in PAIRINGS) + " |",
                       "|---|---|---|---|---|---|" + "---|" * len(PAIRINGS), *rows,
                       f"| real training digits (floor) | | | | | | " + " | ".join(f"{floor:.2f}" for _ in PAIRINGS) + " |", "",
-                      f"ours / baseline = {r0:.3f} with {k0} (target ≤ {TARGET}: {'met' if r0 <= TARGET else 'not met'}); "
-                      + "; ".join(f"{r:.3f} with {k}" for k, r in others)])
+                      "ours / baseline = " + "; ".join(f"{r:.3f} with {k} (target ≤ {TARGET}: {'met' if r <= TARGET else 'not met'})"
+                                                        for k, r in ratios.items())])
 
 
 def figure(runs, fids, path, overrides=()):
@@ -203,7 +206,8 @@ def main():
     ap.add_argument("--minutes", type=float, default=8.0, help="wall-clock training budget of each side")
     ap.add_argument("--n", type=int, default=1000, help="images sampled and scored per side")
     ap.add_argument("--calib", type=float, default=20, help="seconds of steps timed (both sides at once) to set max_steps from the budget")
-    ap.add_argument("--ours-set", action="append", default=[], metavar="KEY=VALUE", help="a config override for ours (hw5-train --set)")
+    ap.add_argument("--no-levers", action="store_true", help=f"ours: the bare digits preset, without {' '.join(LEVERS)}")
+    ap.add_argument("--ours-set", action="append", default=[], metavar="KEY=VALUE", help="a config override for ours (hw5-train --set), after the levers")
     ap.add_argument("--figure", default=str(Path(__file__).with_name("quality.png")))
     ap.add_argument("--no-append", action="store_true")
     ap.add_argument("--worker", choices=list(SIDES), help=argparse.SUPPRESS)
@@ -212,22 +216,22 @@ def main():
     if a.worker: return worker(a.worker, a.minutes, a.n, a.calib, a.out, a.ours_set)
     from hw5_diffusion.cli import samples_fid, machine
     from results import append_results
-    t0 = time.perf_counter()
-    runs = run_sides(a.minutes, a.n, a.calib, a.ours_set)
+    t0, sets = time.perf_counter(), [*([] if a.no_levers else LEVERS), *a.ours_set]
+    runs = run_sides(a.minutes, a.n, a.calib, sets)
     fids = {}
     for s, r in runs.items():
         fids[s] = {}
         for k, x in r["images"].items(): fids[s][k], floor = samples_fid(x)
-    md = table(runs, fids, floor, a.n, a.ours_set)
+    md = table(runs, fids, floor, a.n, sets)
     print(md)
     for s, r in runs.items(): print(f"{s}: calibrated {r['rate']:.2f} steps/s; sampling {r['sample_s']:.0f} s; first DDIM steps {r['timesteps']}")
-    print(f"figure: {figure(runs, fids, a.figure, a.ours_set)}")
+    print(f"figure: {figure(runs, fids, a.figure, sets)}")
     if not a.no_append:
-        note = (f"`python benchmarks/quality.py --minutes {a.minutes:g} --n {a.n}{''.join(' --ours-set ' + kv for kv in a.ours_set)}`: "
+        note = (f"`python benchmarks/quality.py --minutes {a.minutes:g} --n {a.n}{' --no-levers' * a.no_levers}{''.join(' --ours-set ' + kv for kv in a.ours_set)}`: "
                 f"each side trained for {a.minutes:g} min of wall-clock time in its own process on 1 thread, the two in parallel "
                 f"on {machine('cpu')} (a machine shared with other work); max_steps set from {a.calib:g} s of timed steps (both sides at once, after 5 untimed) so the "
                 f"learning-rate schedule ends at the budget. Ours: the `hw5-train --data digits` preset"
-                f"{' with ' + ', '.join(a.ours_set) if a.ours_set else ''}. Baseline: diffusers `UNet2DModel` {BASELINE_UNET['block_out_channels']}, "
+                f"{' with ' + ', '.join(sets) if sets else ''}. Baseline: diffusers `UNet2DModel` {BASELINE_UNET['block_out_channels']}, "
                 f"2 layers a block, attention at 8², with diffusers' train_unconditional.py recipe (AdamW 1e-4, betas 0.95/0.999, "
                 f"wd 1e-6, cosine with 500 warm-up steps, EMAModel inv_gamma 1 power 3/4 max 0.9999, clip 1, batch 16, MSE on ε, "
                 f"T = 1000 linear β). Both sampled from EMA weights by the same DDIM-50 (our `DDIMScheduler`, η = 0, seeds 0…), once with each ε̂ pairing; digits-FID against the 360-image "

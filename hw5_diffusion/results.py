@@ -7,11 +7,14 @@ __all__ = ['TABLE_PRESETS', 'TABLE_STEPS', 'CONVERGED_WITHIN', 'DDIM_STEPS', 'NO
            'CFG_TABLE_WEIGHTS', 'CFG_TABLE_BUDGET', 'ATTENTION', 'ADVANCED_ROWS', 'ADVANCED_BUDGET', 'budget_sets',
            'set_args', 'convergence', 'digits_eval', 'convergence_text', 'table_rows', 'tables_markdown',
            'plot_fid_vs_steps', 'plot_samples', 'latent_rows', 'table3_markdown', 'cfg_rows', 'table4_markdown',
-           'train_variant', 'advanced_rows', 'table5_markdown', 'tables_parser', 'tables', 'tables_main']
+           'train_variant', 'train_variants', 'variant_folder', 'advanced_rows', 'table5_markdown', 'tables_parser',
+           'tables', 'tables_main']
 
 # %% ../nbs/12_results.ipynb #32647763
-import json, shlex, sys, time
+import json, os, shlex, subprocess, sys, time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from tqdm.auto import tqdm
 import torch
 from PIL import Image
 from .data import load_digits_tensors, offscreen_figure
@@ -31,9 +34,10 @@ TABLE_STEPS = 1200          # B: the training steps of every model make tables t
 CONVERGED_WITHIN = 0.10     # |FID(B/2) âˆ’ FID(B)| / FID(B) above this marks a model "not converged"
 
 def budget_sets(max_steps:int=TABLE_STEPS) -> list:
-    "`--set` overrides for a table's training run of `max_steps` (B): keep its checkpoint at B/2 for `convergence`, skip previews and samples."
+    """`--set` overrides for a table's training run of `max_steps` (B): keep its checkpoint at B/2 for `convergence`, skip previews,
+    samples and the held-out loss (the tables evaluate the last step, not the best)."""
     return [f"max_steps={max_steps}", f"checkpoint_every={max(1, max_steps // 2)}", "keep_last=2", "preview_every=0", "sample_n=0",
-            "tensorboard=false"]
+            "tensorboard=false", "eval_n=0"]
 
 def set_args(sets) -> list:
     "`--set` overrides as `hw5-train` arguments."
@@ -179,7 +183,9 @@ def table3_markdown(records:list, pixel:list=(), metric_header:str="digits-FID â
 
 # %% ../nbs/12_results.ipynb #4bd3bfd9
 CFG_TABLE_WEIGHTS = (0.0, 1.5, 2.0, 3.0)
-CFG_TABLE_BUDGET = ("--batch-size", "64", *set_args(budget_sets()))
+# twice the others' steps: the guided model learns eleven distributions (ten classes and the null one), and at 1,200 steps
+# of 64 images its FID still fell 19% from B/2 to B
+CFG_TABLE_BUDGET = tuple(set_args(budget_sets(2 * TABLE_STEPS)))
 
 def cfg_rows(work, vae=None, weights=CFG_TABLE_WEIGHTS, n:int=1000, steps:int=25, budget=CFG_TABLE_BUDGET, device="cpu",
              cache_root=None, progress:bool=True, bootstrap:int=100) -> list:
@@ -217,21 +223,49 @@ ADVANCED_ROWS = {
     "+ attention at every resolution": ATTENTION,
     "combined": ["beta_schedule=cosine", "variance_type=learned_range", *ATTENTION],
 }
-ADVANCED_BUDGET = [*budget_sets(), "batch_size=64", "eval_n=0"]
+ADVANCED_BUDGET = budget_sets()  # the main model's: it serves as the plain row
 
 def train_variant(out, sets=(), budget=ADVANCED_BUDGET, device="cpu"):
     "`hw5-train --preset digits` with `budget` and `sets` (--set overrides) into `out`, unless a finished run of that config is there; CPU seconds spent (None: reused)."
     return train_once(["--out", out, "--preset", "digits", "--device", device, "--overwrite", *(a for s in [*budget, *sets] for a in ("--set", s))])
 
+def train_variants(folders:dict, rows:dict=ADVANCED_ROWS, budget=ADVANCED_BUDGET, device="cpu", workers:int=2,
+                   progress:bool=True) -> dict:
+    """`train_variant` of each row of `rows` into `folders[label]`, `workers` at a time, each in a process of its own on one
+    thread (a digits U-Net gains little from a second thread; two of them side by side keep both cores busy).
+    {label: CPU seconds (None: reused)}."""
+    code = ("import sys, json, torch; torch.set_num_threads(1); from hw5_diffusion.results import train_variant; "
+            "print(json.dumps(train_variant(sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4])))")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    def one(label):
+        p = subprocess.run([sys.executable, "-c", code, str(folders[label]), json.dumps(rows[label]), json.dumps(list(budget)), str(device)],
+                           env=env, capture_output=True, text=True)
+        if p.returncode:
+            why = (p.stderr.strip().splitlines() or [f"exit status {p.returncode}"])[-1]
+            raise CLIError(f"training the variant {label!r} into {folders[label]} failed: {why}")
+        return json.loads(p.stdout.strip().splitlines()[-1])
+    with ThreadPoolExecutor(workers) as ex:
+        futures = {label: ex.submit(one, label) for label in rows}
+        for f in tqdm(as_completed(futures.values()), total=len(futures), desc=f"training {len(rows)} variants, {workers} at a time",
+                      disable=not progress): f.result()
+    return {label: f.result() for label, f in futures.items()}
+
+def variant_folder(work, label:str, plain=None, rows:dict=ADVANCED_ROWS) -> Path:
+    "Where `advanced_rows` trains the row `label`: WORK/row<i>, or `plain` (the tables' main model) for the row without overrides."
+    return Path(plain) if plain is not None and not rows[label] else Path(work) / f"row{list(rows).index(label)}"
+
 def advanced_rows(work, n:int=1000, steps:int=50, rows:dict=ADVANCED_ROWS, budget=ADVANCED_BUDGET, device="cpu",
-                  cache_root=None, progress:bool=True, bootstrap:int=100) -> list:
-    "Train each variant of `rows` (--set overrides of the digits preset) with the same `budget`, evaluate with `steps` DDPM steps."
+                  cache_root=None, progress:bool=True, bootstrap:int=100, plain=None, workers:int=2) -> list:
+    """Train each variant of `rows` (--set overrides of the digits preset) with the same `budget`, evaluate with `steps` DDPM steps.
+    `plain`: a run of the preset with `budget` (the tables' main model), reused as the row without overrides. `workers`:
+    trainings at a time (`train_variants`)."""
     records, ev = [], digits_eval(device, cache_root, progress, bootstrap)
-    for i, (label, sets) in enumerate(rows.items()):
-        d = Path(work) / f"row{i}"
-        cpu = train_variant(d, sets, budget, device)
+    folders = {label: variant_folder(work, label, plain, rows) for label in rows}
+    cpu = train_variants(folders, rows, budget, device, workers, progress)
+    for label, sets in rows.items():
+        d = folders[label]
         r = evaluate_checkpoint(d, n=n, sampler="ddpm", steps=steps, out=d / "eval", save_pngs=False, **ev)
-        records.append(dict(r, label=label, overrides=sets, budget=list(budget), train_cpu_seconds=cpu, convergence=convergence(d, r, **ev)))
+        records.append(dict(r, label=label, overrides=sets, budget=list(budget), train_cpu_seconds=cpu[label], convergence=convergence(d, r, **ev)))
     return records
 
 # %% ../nbs/12_results.ipynb #bb19df56
@@ -303,7 +337,8 @@ def tables(args, argv=None) -> Path:
                                device=device, cache_root=args.cache)
     if args.preset == "digits" and 5 not in args.skip_tables:
         print("hw5-tables: Table 5: training and evaluating the advanced-technique variants", file=sys.stderr)
-        rows["advanced"] = advanced_rows(Path(args.work) / args.preset / "advanced", device=device, cache_root=args.cache)
+        rows["advanced"] = advanced_rows(Path(args.work) / args.preset / "advanced", device=device, cache_root=args.cache,
+                                         plain=None if args.ckpt else ckpt, workers=2 if device == "cpu" else 1)
     r = rows["ddpm"]
     ref_desc = f"{r['reference']} ({r['reference_images']} images)" + (" = the digits test split, unseen in training" if r["reference"] == "digits" else "")
     feat = ("a digits CNN classifier (hw5_diffusion/digits_net.safetensors): digits-FID/IS, not comparable with Inception FID"

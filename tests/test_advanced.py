@@ -5,7 +5,7 @@ import json, math
 import pytest
 import torch
 import diffusers
-from hw5_diffusion.cli import train_main, sample_main
+from hw5_diffusion.cli import CLIError, train_main, sample_main
 from hw5_diffusion.forward import make_betas, NoiseSchedule
 from hw5_diffusion.ddpm import DDPMScheduler
 from hw5_diffusion.unet import UNet
@@ -112,7 +112,7 @@ def test_attention_config_heads_and_sdpa():
 
 
 def test_table5_pipeline(tmp_path):
-    "advanced_rows trains each variant with the same budget and evaluates it; a second call reuses the checkpoints."
+    "advanced_rows trains each variant with the same budget and evaluates it; a second call reuses the checkpoints, and so does `plain`."
     rows = {"plain DDPM": [], "+ learned variance": ["variance_type=learned_range"]}
     budget = ["max_steps=2", "batch_size=8", "unet.ch=8", "checkpoint_every=0", "eval_n=0", "preview_every=0", "sample_n=0",
               "tensorboard=false"]
@@ -123,8 +123,18 @@ def test_table5_pipeline(tmp_path):
     assert json.loads((tmp_path / "adv" / "row1" / "config.json").read_text())["scheduler"]["variance_type"] == "learned_range"
     again = advanced_rows(tmp_path / "adv", **kw)
     assert [r["train_cpu_seconds"] for r in again] == [None, None] and [r["fid"] for r in again] == [r["fid"] for r in recs]
+    # the tables' main model serves as the plain row: reused from its own folder, the variants trained in the new one
+    moved = advanced_rows(tmp_path / "other", plain=tmp_path / "adv" / "row0", **kw)
+    assert moved[0]["train_cpu_seconds"] is None and moved[0]["fid"] == recs[0]["fid"] and moved[1]["train_cpu_seconds"] > 0
+    assert not (tmp_path / "other" / "row0").exists()
     md = "\n".join(table5_markdown(recs))
     assert "| + learned variance | variance_type=learned_range |" in md
+
+
+def test_table5_variant_that_cannot_train(tmp_path):
+    "A variant whose training fails in its worker process stops the table with one error naming the variant and the reason."
+    with pytest.raises(CLIError, match=r"variant 'typo'.*no_such_field"):
+        advanced_rows(tmp_path / "adv", n=8, steps=4, rows={"typo": ["no_such_field=1"]}, budget=["max_steps=2"], progress=False)
 
 
 def test_min_snr_through_the_cli(tmp_path, capsys):
