@@ -338,7 +338,7 @@ def tables(args, argv=None) -> Path:
     if args.preset == "digits" and 5 not in args.skip_tables:
         print("hw5-tables: Table 5: training and evaluating the advanced-technique variants", file=sys.stderr)
         rows["advanced"] = advanced_rows(Path(args.work) / args.preset / "advanced", device=device, cache_root=args.cache,
-                                         plain=None if args.ckpt else ckpt, workers=2 if device == "cpu" else 1)
+                                         plain=None if args.ckpt else ckpt, workers=2 if device.type == "cpu" else 1)
     r = rows["ddpm"]
     ref_desc = f"{r['reference']} ({r['reference_images']} images)" + (" = the digits test split, unseen in training" if r["reference"] == "digits" else "")
     feat = ("a digits CNN classifier (hw5_diffusion/digits_net.safetensors): digits-FID/IS, not comparable with Inception FID"
