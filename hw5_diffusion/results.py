@@ -227,7 +227,7 @@ ADVANCED_BUDGET = budget_sets()  # the main model's: it serves as the plain row
 
 def train_variant(out, sets=(), budget=ADVANCED_BUDGET, device="cpu"):
     "`hw5-train --preset digits` with `budget` and `sets` (--set overrides) into `out`, unless a finished run of that config is there; CPU seconds spent (None: reused)."
-    return train_once(["--out", out, "--preset", "digits", "--device", device, "--overwrite", *(a for s in [*budget, *sets] for a in ("--set", s))])
+    return train_once(["--out", out, "--preset", "digits", "--device", device, "--overwrite", *set_args([*budget, *sets])])
 
 def train_variants(folders:dict, rows:dict=ADVANCED_ROWS, budget=ADVANCED_BUDGET, device="cpu", workers:int=2,
                    progress:bool=True) -> dict:
