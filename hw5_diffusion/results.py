@@ -32,8 +32,8 @@ TABLE_PRESETS = {
 }
 TABLE_STEPS = 1200          # B: the training steps of every model make tables trains
 CONVERGED_WITHIN = 0.10     # |FID(B/2) − FID(B)| / FID(B) above this marks a model "not converged"
-# one 1,000-image draw's digits-FID moves by up to 9 between sampling seeds, more than the 10% band (RESULTS.md, "one draw
-# or three"): the mark compares means over three draws
+# one 1,000-image draw's digits-FID moves by up to 12 between sampling seeds, several times the 10% band (RESULTS.md, "one
+# draw or three"): the mark compares means over three draws
 CONVERGENCE_DRAWS = 3
 
 def budget_sets(max_steps:int=TABLE_STEPS) -> list:
