@@ -46,15 +46,15 @@ def set_args(sets) -> list:
     "`--set` overrides as `hw5-train` arguments."
     return [a for s in sets for a in ("--set", s)]
 
-def convergence(run, record:dict, draws:int=CONVERGENCE_DRAWS, **eval_kw) -> dict:
-    """`record`'s evaluation at the end of training (B) and on the checkpoint `run` kept at half its steps (B/2), each over `draws`
-    independent draws of the sampling noise (`record`'s own the first): {step, fid, fid_std, end_step, end_fid, end_fid_std, seeds,
+def convergence(run, record:dict, **eval_kw) -> dict:
+    """`record`'s evaluation at the end of training (B) and on the checkpoint `run` kept at half its steps (B/2), each over
+    `CONVERGENCE_DRAWS` independent draws of the sampling noise (`record`'s own the first): {step, fid, fid_std, end_step, end_fid, end_fid_std, seeds,
     change, converged}, the FIDs the means over the draws and ± their standard deviation; None when there is no such checkpoint
     (a run trained elsewhere, or an odd budget)."""
     B = read_config(run).get("step") or 0
     half = Path(run) / "checkpoints" / f"step_{B // 2:06d}"
     if B < 2 or not (half / "model.safetensors").is_file(): return None
-    seeds = [record["seed"] + k * record["n"] for k in range(draws)]  # batch i of a draw is seeded seed + i: no batch seed repeats
+    seeds = [record["seed"] + k * record["n"] for k in range(CONVERGENCE_DRAWS)]  # batch i of a draw is seeded seed + i: no batch seed repeats
     def fid(ckpt, seed):
         return evaluate_checkpoint(ckpt, n=record["n"], sampler=record["sampler"], steps=record["steps"], eta=record["eta"], seed=seed,
                                    guidance=record["guidance"], convention=record.get("guidance_convention") or "paper", save_pngs=False,
