@@ -11,7 +11,7 @@ __all__ = ['TABLE_PRESETS', 'TABLE_STEPS', 'MAIN_TABLE_STEPS', 'CONVERGED_WITHIN
            'table5_markdown', 'tables_parser', 'cpu_seconds', 'tables', 'tables_main']
 
 # %% ../nbs/12_results.ipynb #32647763
-import json, os, queue, resource, shlex, statistics, subprocess, sys, threading, time
+import contextlib, heapq, itertools, json, os, queue, resource, shlex, statistics, subprocess, sys, threading, time
 from pathlib import Path
 from tqdm.auto import tqdm
 import torch
@@ -63,21 +63,40 @@ def train_apart(argv, threads:int=None) -> float:
 
 class Jobs:
     """The heavy work of the tables — each training and each evaluation — `n` at a time among the threads that share this, each
-    on `threads` torch threads (None: torch's setting). `n=1` keeps the old order of one after the other."""
-    def __init__(self, n:int=1, threads:int=None): self.n, self.threads, self._slots = n, threads, threading.BoundedSemaphore(n)
+    on `threads` torch threads (None: torch's setting). A free slot goes to a waiting training before any evaluation: the
+    trainings are the long jobs, and one started last would leave the other cores idle at the end."""
+    def __init__(self, n:int=1, threads:int=None):
+        self.n, self.threads = n, threads
+        self._free, self._waiting, self._tickets, self._cv = n, [], itertools.count(), threading.Condition()
 
-    def run(self, fn, *args, **kw):
-        "`fn(*args, **kw)` once a slot is free; torch's thread count is the calling thread's own, so it is set here and put back."
-        with self._slots:
+    @contextlib.contextmanager
+    def _slot(self, rank:int):
+        "Hold a slot; the waiting job of the lowest `rank` gets the next free one, the earliest of that rank first."
+        with self._cv:
+            ticket = (rank, next(self._tickets))
+            heapq.heappush(self._waiting, ticket)
+            self._cv.wait_for(lambda: self._free > 0 and self._waiting[0] == ticket)
+            heapq.heappop(self._waiting); self._free -= 1
+            self._cv.notify_all()  # the next in line may find a slot free too
+        try: yield
+        finally:
+            with self._cv: self._free += 1; self._cv.notify_all()
+
+    def _run(self, rank:int, fn, *args, **kw):
+        with self._slot(rank):  # torch's thread count is the calling thread's own: set here and put back
             if self.threads is None: return fn(*args, **kw)
             before = torch.get_num_threads(); torch.set_num_threads(self.threads)
             try: return fn(*args, **kw)
             finally: torch.set_num_threads(before)
 
+    def run(self, fn, *args, **kw):
+        "`fn(*args, **kw)` (an evaluation) once a slot is free."
+        return self._run(1, fn, *args, **kw)
+
     def train(self, argv) -> float:
-        "`train_once(argv)` in a slot: here on the main thread, else in a process of its own (`train_apart`)."
-        if threading.current_thread() is threading.main_thread(): return self.run(train_once, argv)
-        return self.run(train_apart, argv, self.threads)
+        "`train_once(argv)` once a slot is free, before any evaluation: here on the main thread, else in a process of its own (`train_apart`)."
+        if threading.current_thread() is threading.main_thread(): return self._run(0, train_once, argv)
+        return self._run(0, train_apart, argv, self.threads)
 
     def each(self, fns, desc:str=None, progress:bool=False) -> list:
         """Call each zero-argument function of `fns` in a thread of its own (their heavy parts wait for a slot); their results in
