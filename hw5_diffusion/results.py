@@ -69,6 +69,8 @@ class Jobs:
         self.n, self.threads = n, threads
         self._free, self._waiting, self._tickets, self._cv = n, [], itertools.count(), threading.Condition()
 
+    def __repr__(self): return f"Jobs({self.n}, threads={self.threads})"
+
     @contextlib.contextmanager
     def _slot(self, rank:int):
         "Hold a slot; the waiting job of the lowest `rank` gets the next free one, the earliest of that rank first."
@@ -428,7 +430,7 @@ def tables(args, argv=None) -> Path:
                        "checkpoint": f"{ckpt} (step {cfg.get('step')}" + (f", trained in {train_s:.0f} s CPU)" if train_s else ")"),
                        "commit": r["commit"], "machine": r["machine"], "date": r["date"],
                        "jobs": f"{jobs.n} trainings or evaluations at a time" + (f", each on {jobs.threads} torch thread(s): the sampling "
-                                                                               "times are one such job's" if jobs.threads else ""),
+                                                                               "times are those of one such job" if jobs.threads else ""),
                        "total time": f"{time.time() - t0:.0f} s wall, {cpu_seconds() - c0:.0f} s CPU" + (" (training included)" if trained else "")})
     out.mkdir(parents=True, exist_ok=True)
     plot_fid_vs_steps(rows, out / f"{args.preset}_fid_vs_steps.png")
