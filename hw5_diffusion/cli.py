@@ -6,11 +6,11 @@
 __all__ = ['FLAG_FIELDS', 'STOP_EXIT', 'SAMPLERS', 'DDIM_DEFAULT_STEPS', 'DIFFUSERS_BETA_SCHEDULES', 'EXPORT_META', 'ROW_HEADER',
            'GUIDANCE_HEADER', 'CLIError', 'CLIParser', 'positive_int', 'finite_float', 'positive_float', 'pick_device',
            'writable_out', 'run_cli', 'samples_fid', 'train_parser', 'train_config', 'train', 'train_main',
-           'package_modules', 'code_version', 'train_once', 'make_scheduler', 'default_steps', 'DiffusersUNet',
-           'is_diffusers_folder', 'load_diffusers_folder', 'load_for_sampling', 'sample_images', 'sample_parser',
-           'save_images', 'sample', 'sample_main', 'git_commit', 'machine', 'evaluate_checkpoint', 'row_label',
-           'metric_cells', 'metrics_row', 'write_eval', 'guidance_rows', 'plot_guidance', 'eval_parser', 'evaluate',
-           'eval_main']
+           'package_modules', 'code_version', 'finished_run', 'train_once', 'make_scheduler', 'default_steps',
+           'DiffusersUNet', 'is_diffusers_folder', 'load_diffusers_folder', 'load_for_sampling', 'sample_images',
+           'sample_parser', 'save_images', 'sample', 'sample_main', 'git_commit', 'machine', 'evaluate_checkpoint',
+           'row_label', 'metric_cells', 'metrics_row', 'write_eval', 'guidance_rows', 'plot_guidance', 'eval_parser',
+           'evaluate', 'eval_main']
 
 # %% ../nbs/11_cli.ipynb #67495326
 import argparse, hashlib, json, math, os, platform, re, subprocess, sys, tempfile, time
@@ -208,18 +208,23 @@ def code_version() -> str:
     for m in sorted(package_modules()): h.update(m.encode() + (pkg / f"{m}.py").read_bytes())
     return h.hexdigest()[:16]
 
-def train_once(argv) -> float:
-    """Run `hw5-train argv` unless its `--out` already holds a finished run of exactly this configuration trained by this
-    `code_version` (recorded in `trained_by.json`); its CPU seconds (None: reused)."""
+def finished_run(argv, version:str=None) -> bool:
+    """Whether `hw5-train argv`'s `--out` already holds a finished run of exactly this configuration trained by the code of
+    `version` (default: `code_version()`; recorded in `trained_by.json`)."""
     args = train_parser().parse_args([str(a) for a in argv])
     want, d = train_config(args).to_dict(), Path(args.out)
     done = read_config(d) if (d / "config.json").is_file() else {}
     by = json.loads((d / "trained_by.json").read_text()) if (d / "trained_by.json").is_file() else {}
+    return done.get("train") == want and done.get("step") == want["max_steps"] and by.get("code") == (version or code_version())
+
+def train_once(argv) -> float:
+    "Run `hw5-train argv` unless it is a `finished_run`; its CPU seconds (None: reused)."
     version = code_version()  # the code that starts the run, whatever changes on disk while it trains
-    if done.get("train") == want and done.get("step") == want["max_steps"] and by.get("code") == version: return None
+    if finished_run(argv, version): return None
+    args = train_parser().parse_args([str(a) for a in argv])
     t0 = time.process_time()
     train(args)
-    atomic_write(d / "trained_by.json", lambda f: Path(f).write_text(json.dumps(dict(code=version))))
+    atomic_write(Path(args.out) / "trained_by.json", lambda f: Path(f).write_text(json.dumps(dict(code=version))))
     return round(time.process_time() - t0, 1)
 
 # %% ../nbs/11_cli.ipynb #157852e0

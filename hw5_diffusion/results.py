@@ -21,7 +21,7 @@ from .ddpm import DDPMScheduler
 from .checkpoints import load_checkpoint, read_config, atomic_write
 from .evaluation import CACHE_ROOT, fidelity_metrics, reference_dataset, check_inception_weights
 from .latent import VAE_STEPS, checkpoint_vae, _read_json
-from .cli import (CLIError, CLIParser, run_cli, positive_int, pick_device, train_once,
+from .cli import (CLIError, CLIParser, run_cli, positive_int, pick_device, train_once, finished_run,
                                evaluate_checkpoint, row_label, metric_cells, GUIDANCE_HEADER, guidance_rows, plot_guidance)
 
 # %% ../nbs/12_results.ipynb #769bb4ef
@@ -96,7 +96,9 @@ class Jobs:
         return self._run(1, fn, *args, **kw)
 
     def train(self, argv) -> float:
-        "`train_once(argv)` once a slot is free, before any evaluation: here on the main thread, else in a process of its own (`train_apart`)."
+        """`train_once(argv)` once a slot is free, before any evaluation: here on the main thread, else in a process of its own
+        (`train_apart`), started only when `argv` is not a `finished_run`."""
+        if finished_run(argv): return None
         if threading.current_thread() is threading.main_thread(): return self._run(0, train_once, argv)
         return self._run(0, train_apart, argv, self.threads)
 
