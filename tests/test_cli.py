@@ -148,3 +148,17 @@ def test_train_once_reuses_a_run_only_of_the_same_config_and_code(tmp_path, monk
     monkeypatch.setattr(cli, "code_version", lambda: "0" * 16)
     assert cli.train_once([*argv[:-2], "--lr", "1e-3", "--device", "cpu"]) > 0  # other code: trained again
     assert cli.train_once([*argv[:-2], "--lr", "1e-3", "--device", "cpu"]) is None
+
+def test_jobs_start_a_training_process_only_for_an_unfinished_run(tmp_path, monkeypatch):
+    "A table's training asked for off the main thread: a finished run is reused there, only an unfinished one gets a process."
+    from hw5_diffusion import results
+    argv = ["--out", tmp_path / "r", "--overwrite", "--max-steps", "2", "--batch-size", "8", "--set", "unet.ch=8", "--sample-n", "0", "--device", "cpu"]
+    jobs = results.Jobs(1, threads=1)
+    assert jobs.train(argv) > 0                                            # the main thread trains in this process
+    started = []
+    monkeypatch.setattr(results, "train_apart", lambda a, threads: started.append(a) or 1.0)
+    assert jobs.each([lambda: jobs.train(argv)]) == [None]                 # finished: no process
+    assert started == []
+    other = [*argv[:-2], "--lr", "1e-3", "--device", "cpu"]
+    assert jobs.each([lambda: jobs.train(other)]) == [1.0]                 # another configuration: a process of its own
+    assert started == [other]
