@@ -210,9 +210,10 @@ def code_version() -> str:
 
 def finished_run(argv, version:str=None) -> bool:
     """Whether `hw5-train argv`'s `--out` already holds a finished run of exactly this configuration trained by the code of
-    `version` (default: `code_version()`; recorded in `trained_by.json`)."""
+    `version` (default: `code_version()`; recorded in `trained_by.json`). A bad configuration is a `CLIError`, as in `train`."""
     args = train_parser().parse_args([str(a) for a in argv])
-    want, d = train_config(args).to_dict(), Path(args.out)
+    try: want, d = train_config(args).to_dict(), Path(args.out)
+    except ConfigError as e: raise CLIError(str(e)) from None
     done = read_config(d) if (d / "config.json").is_file() else {}
     by = json.loads((d / "trained_by.json").read_text()) if (d / "trained_by.json").is_file() else {}
     return done.get("train") == want and done.get("step") == want["max_steps"] and by.get("code") == (version or code_version())
