@@ -97,9 +97,9 @@ class Jobs:
 
     def train(self, argv) -> float:
         """`train_once(argv)` once a slot is free, before any evaluation: here on the main thread, else in a process of its own
-        (`train_apart`), started only when `argv` is not a `finished_run`."""
-        if finished_run(argv): return None
+        (`train_apart`), started only when `argv` is not a `finished_run` (`train_once` asks that itself)."""
         if threading.current_thread() is threading.main_thread(): return self._run(0, train_once, argv)
+        if finished_run(argv): return None
         return self._run(0, train_apart, argv, self.threads)
 
     def each(self, fns, desc:str=None, progress:bool=False) -> list:
