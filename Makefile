@@ -52,7 +52,8 @@ ifeq ($(VENV),.venv)
 docs-env: install
 else
 docs-env:
-	@$(PY) -c "import hw5_diffusion, nbdev, sphinx, myst_nb, furo, sphinx_mathjax_offline" 2>/dev/null || { \
+	@# what the build imports, imported as it does: Sphinx loads the extensions of conf.py by importlib under those names
+	@$(PY) -c "import importlib; [importlib.import_module(m) for m in ('hw5_diffusion', 'nbdev', 'sphinx', 'myst_nb', 'furo', 'sphinx-mathjax-offline')]" 2>/dev/null || { \
 	  echo "make docs: $(VENV) lacks hw5_diffusion or its docs tools, and make does not install into an environment it did not create."; \
 	  echo "To build the docs with it, install them yourself: $(PY) -m pip install -e '.[dev]'"; exit 1; }
 endif

@@ -23,3 +23,11 @@ def test_docs_with_a_ready_env_builds_without_installing():
     env = Path(sys.executable).parent.parent
     dry = make("-n", "docs", f"VENV={env}/")   # the same environment, named as someone else would: checked, not installed into
     assert INSTALL not in dry.stdout and "-m venv" not in dry.stdout and "build.py" in dry.stdout
+
+
+def test_docs_env_accepts_an_env_with_every_docs_tool():
+    "The check imports what the build imports, as Sphinx does: the extension `sphinx-mathjax-offline` by that name."
+    env = Path(sys.executable).parent.parent
+    p = make("docs-env", f"VENV={env}/")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "lacks hw5_diffusion or its docs tools" not in p.stdout
