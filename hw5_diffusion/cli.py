@@ -6,11 +6,12 @@
 __all__ = ['FLAG_FIELDS', 'STOP_EXIT', 'SAMPLERS', 'DDIM_DEFAULT_STEPS', 'DIFFUSERS_BETA_SCHEDULES', 'EXPORT_META', 'ROW_HEADER',
            'GUIDANCE_HEADER', 'CLIError', 'CLIParser', 'positive_int', 'finite_float', 'positive_float', 'pick_device',
            'writable_out', 'run_cli', 'samples_fid', 'train_parser', 'train_config', 'train', 'train_main',
-           'package_modules', 'code_version', 'finished_run', 'train_once', 'make_scheduler', 'default_steps',
-           'DiffusersUNet', 'is_diffusers_folder', 'load_diffusers_folder', 'load_for_sampling', 'sample_images',
-           'sample_parser', 'save_images', 'sample', 'sample_main', 'git_commit', 'machine', 'evaluate_checkpoint',
-           'row_label', 'metric_cells', 'metrics_row', 'write_eval', 'guidance_rows', 'plot_guidance', 'eval_parser',
-           'evaluate', 'eval_main']
+           'package_modules', 'code_version', 'finished_run', 'train_once', 'diffusers_config', 'make_scheduler',
+           'default_steps', 'check_steps', 'DiffusersUNet', 'is_diffusers_folder', 'load_diffusers_folder',
+           'load_for_sampling', 'image_seeds', 'sample_images', 'sample_parser', 'grid_path', 'save_images',
+           'weight_folder', 'sample', 'sample_main', 'git_commit', 'machine', 'evaluate_checkpoint', 'row_label',
+           'metric_cells', 'metrics_row', 'write_eval', 'guidance_rows', 'plot_guidance', 'eval_parser', 'evaluate',
+           'eval_main']
 
 # %% ../nbs/11_cli.ipynb #67495326
 import argparse, hashlib, json, math, os, platform, re, subprocess, sys, tempfile, time
@@ -232,7 +233,7 @@ def train_once(argv) -> float:
 import inspect
 import diffusers
 import torch.nn as nn
-from .ddpm import SchedulerMixin
+from .ddpm import SchedulerMixin, stream_seed
 
 # ours, then diffusers' by name: each one drives `generate` on a model trained under our DDPM schedule
 SAMPLERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "euler": diffusers.EulerDiscreteScheduler,
@@ -242,26 +243,38 @@ SAMPLERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "euler": diffusers.Eul
 DDIM_DEFAULT_STEPS = 50
 DIFFUSERS_BETA_SCHEDULES = {"cosine": "squaredcos_cap_v2"}  # our name -> diffusers' (the same β)
 
+def diffusers_config(config:dict) -> dict:
+    """Our scheduler `config` as diffusers' schedulers read it: the β schedule by diffusers' name; x̂_0 clipped to [-1, 1] also as
+    dynamic thresholding at sample_max_value 1, the same clip (DPM-Solver++ and UniPC clip only that way; diffusers' DDPM and DDIM
+    take it as the clip it is); the last step onto x̂_0 (`set_alpha_to_one`, which DDIM and PNDM read) unless `config` says otherwise."""
+    c = {**config, "beta_schedule": DIFFUSERS_BETA_SCHEDULES.get(config["beta_schedule"], config["beta_schedule"]),
+         "set_alpha_to_one": config.get("set_alpha_to_one", True)}
+    if c.get("clip_sample") and c.get("clip_sample_range", 1.0) == 1.0: c.update(thresholding=True, sample_max_value=1.0)
+    return c
+
 def make_scheduler(sampler:str, config:dict):
-    """The sampler named `sampler` for a model trained under our scheduler `config`: ours rebuilt from it; a diffusers one given
-    its β schedule, T, prediction type, and x̂_0 clipping where it has that (Heun; DPM-Solver++ and UniPC as thresholding; not Euler,
-    Euler-ancestral, PNDM, LMS), with its own default time-step spacing; PNDM's last step lands on x̂_0, as ours."""
+    """The sampler named `sampler` for a model trained under our scheduler `config`: ours rebuilt from it, a diffusers one as
+    `X.from_config(diffusers_config(config))`, exactly what `X.from_config(pipe.scheduler.config)` gives on an `hw5-export` folder.
+    Every key the sampler takes is honoured (time-step spacing and offset too); `set_alpha_to_one=False` is refused by one without it."""
     if sampler not in SAMPLERS: raise CLIError(f"unknown sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
     cls = SAMPLERS[sampler]
+    if config.get("set_alpha_to_one") is False and "set_alpha_to_one" not in inspect.signature(cls.__init__).parameters:
+        raise CLIError(f"--sampler {sampler} cannot take the scheduler's set_alpha_to_one=False (a last step onto ᾱ_0): "
+                       f"its last step lands on x̂_0; use --sampler ddim or pndm")
     if issubclass(cls, SchedulerMixin): return cls.from_config(config)
-    takes = inspect.signature(cls.__init__).parameters
-    kw = {k: config[k] for k in ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "prediction_type",
-                                 "clip_sample", "clip_sample_range") if k in config and k in takes}
-    kw["beta_schedule"] = DIFFUSERS_BETA_SCHEDULES.get(kw["beta_schedule"], kw["beta_schedule"])
-    if "set_alpha_to_one" in takes: kw["set_alpha_to_one"] = config.get("set_alpha_to_one", True)
-    # DPM-Solver++ and UniPC clip only by dynamic thresholding: with sample_max_value 1 its scale s is always 1, i.e. clipping to [-1, 1]
-    if "clip_sample" not in takes and "thresholding" in takes and config.get("clip_sample") and config.get("clip_sample_range", 1.0) == 1.0:
-        kw.update(thresholding=True, sample_max_value=1.0)
-    return cls(**kw)
+    return cls.from_config(diffusers_config(config))
 
-def default_steps(sampler:str, T:int) -> int:
-    "Steps when none are asked for: all T for the ancestral sampler, 50 for the others."
-    return T if sampler == "ddpm" else min(DDIM_DEFAULT_STEPS, T)
+def default_steps(sampler:str, config:dict) -> int:
+    "Steps when none are asked for: every time step for the ancestral sampler (T, less a leading spacing's `steps_offset`), 50 for the others."
+    T = config["num_train_timesteps"]
+    if sampler != "ddpm": return min(DDIM_DEFAULT_STEPS, T)
+    return T - (config.get("steps_offset", 0) if config.get("timestep_spacing", "leading") == "leading" else 0)
+
+def check_steps(scheduler, steps:int) -> int:
+    "`steps`, if the scheduler can visit that many time steps (a leading `steps_offset` allows fewer than T); else a `CLIError` naming --steps."
+    try: scheduler.set_timesteps(steps)
+    except ValueError as e: raise CLIError(f"--steps {steps}: {e}") from None
+    return steps
 
 class DiffusersUNet(nn.Module):
     "A diffusers `UNet2DModel` called as our U-Net: `model(x, t, y)` gives the tensor; `config`, `sample_size`, `num_classes` as ours."
@@ -279,6 +292,7 @@ def is_diffusers_folder(ckpt) -> bool:
     "A diffusers pipeline folder (`model_index.json`) or a `UNet2DModel` folder (a `config.json` naming its class)?"
     d = Path(ckpt)
     if (d / "model_index.json").is_file(): return True
+    if (d / "unet" / "config.json").is_file(): return True  # hw5-export's class-conditional folder: unet/ and scheduler/, no pipeline
     try: return json.loads((d / "config.json").read_text()).get("_class_name") is not None
     except (OSError, ValueError, AttributeError): return False
 
@@ -291,13 +305,16 @@ def load_diffusers_folder(ckpt, device="cpu"):
         if not unet_entry or unet_entry[-1] != "UNet2DModel":
             raise CheckpointError(f"{d}: the pipeline's unet is {unet_entry}; only diffusers UNet2DModel pipelines (DDPMPipeline, DDIMPipeline) sample here")
         unet_dir, sched = d / "unet", d / "scheduler" / "scheduler_config.json"
+    elif (d / "unet" / "config.json").is_file(): unet_dir, sched = d / "unet", d / "scheduler" / "scheduler_config.json"
     else: unet_dir = d
     kind = json.loads((unet_dir / "config.json").read_text()).get("_class_name") if (unet_dir / "config.json").is_file() else None
     if kind != "UNet2DModel": raise CheckpointError(f"{unet_dir} holds a {kind}, not a diffusers UNet2DModel")
     try: unet = diffusers.UNet2DModel.from_pretrained(unet_dir)
     except Exception as e: raise CheckpointError(f"cannot load the diffusers UNet2DModel in {unet_dir}: {str(e).splitlines()[0]}") from None
     sc = json.loads(sched.read_text()) if sched is not None and sched.is_file() else {"num_train_timesteps": unet.config.num_train_timesteps or 1000}
-    try: scheduler = DDPMScheduler.from_config(sc)
+    # a DDIM (or PNDM) folder as our DDIM: its set_alpha_to_one stays in the config that make_scheduler reads
+    base = DDIMScheduler if sc.get("_class_name") in ("DDIMScheduler", "PNDMScheduler") else DDPMScheduler
+    try: scheduler = base.from_config(sc)
     except ValueError as e: raise CheckpointError(f"{e} (in {sched})") from None
     meta = json.loads((d / EXPORT_META).read_text()) if (d / EXPORT_META).is_file() else {}
     cfg = {"unet": dict(unet.config), "scheduler": scheduler.config, "diffusers": str(d), **meta}
@@ -308,14 +325,20 @@ def load_for_sampling(ckpt, device="cpu", sampler:str="ddpm"):
     model, base, cfg = (load_diffusers_folder if is_diffusers_folder(ckpt) else load_checkpoint)(ckpt, device)
     return model, make_scheduler(sampler, base.config), cfg
 
+def image_seeds(seed:int, start:int, stop:int) -> list:
+    """The seeds of images `start`, ..., `stop - 1` of `seed`: image i has its own generator, seeded `stream_seed(seed, 2**41, i)`.
+    In diffusers: `pipe(batch_size=n, generator=[torch.Generator().manual_seed(s) for s in image_seeds(seed, 0, n)])`."""
+    return [stream_seed(seed, 2**41, i) for i in range(start, stop)]
+
 def sample_images(model, scheduler, n:int, steps:int=None, eta:float=None, seed:int=0, batch_size:int=250, class_labels=None,
                   decode=None, progress:bool=True, use_clipped_model_output:bool=None):
-    "`n` images on the CPU, `batch_size` at a time (batch i seeded `seed + i`, so a batch size never changes the images), and the wall seconds."
+    """`n` images on the CPU, `batch_size` at a time, and the wall seconds. Image i draws its noise from its own generator (`image_seeds`),
+    so it depends on (`seed`, i) alone: not on the batch size, nor on how many devices or processes share the images."""
     device, xs = model_device(model), []
     t0 = time.perf_counter()
     for i in tqdm(range(0, n, batch_size), desc=f"sampling {n} images", disable=not progress or n <= batch_size):
         y = None if class_labels is None else torch.as_tensor(class_labels[i:i + batch_size], device=device)
-        xs.append(generate(model, scheduler, min(batch_size, n - i), steps=steps, eta=eta, seed=seed + i, class_labels=y,
+        xs.append(generate(model, scheduler, min(batch_size, n - i), steps=steps, eta=eta, seed=image_seeds(seed, i, min(i + batch_size, n)), class_labels=y,
                            progress=progress, decode=decode, use_clipped_model_output=use_clipped_model_output).cpu())
     return torch.cat(xs), time.perf_counter() - t0
 
@@ -323,10 +346,10 @@ def sample_parser():
     p = CLIParser(prog="hw5-sample", description="Sample images from a checkpoint folder written by hw5-train.", examples=[
         ("hw5-sample --ckpt runs/digits --n 64 --out runs/digits/samples", "64 images by the ancestral sampler, all T steps"),
         ("hw5-sample --ckpt runs/digits --n 64 --sampler ddim --steps 50 --out runs/digits/ddim", "DDIM, 20× fewer steps (η = 0: deterministic)"),
-        ("hw5-sample --ckpt runs/cfg-digits --guidance 2 --sampler ddim --out runs/cfg-digits/w2", "guided (w = 2), one class per column of grid.png")])
+        ("hw5-sample --ckpt runs/cfg-digits --guidance 2 3 --sampler ddim --out runs/cfg-digits/guided", "guided at w = 2 and 3, into guided/w-2/ and guided/w-3/; one class per column of their grids")])
     p.add_argument("--ckpt", required=True, help="checkpoint folder (model.safetensors + config.json), or a diffusers pipeline or UNet2DModel folder")
     p.add_argument("--n", type=positive_int, default=16, help="number of images")
-    p.add_argument("--out", required=True, help="folder for the PNGs and grid.png")
+    p.add_argument("--out", required=True, help="folder for the PNGs (only them); their grid goes beside it, as OUT.png")
     p.add_argument("--sampler", choices=list(SAMPLERS), default="ddpm", help="ancestral DDPM (the default), DDIM, or a diffusers scheduler")
     p.add_argument("--steps", type=int, help=f"sampling steps (default: all T = 1000 for ddpm, {DDIM_DEFAULT_STEPS} for ddim)")
     p.add_argument("--eta", type=finite_float, help="DDIM's η: 0 deterministic (the default), 1 DDPM-like; ddim only")
@@ -334,29 +357,38 @@ def sample_parser():
     p.add_argument("--batch-size", type=positive_int, default=256, help="images per forward pass")
     p.add_argument("--device", default="auto")
     p.add_argument("--class-label", help="class-conditional checkpoints: a class number, or all (image i has class i mod K; the default)")
-    p.add_argument("--guidance", type=finite_float, help="classifier-free guidance weight w (a checkpoint trained with hw5-train --cfg); "
-                   "with ddim the ε of the clipped x̂0 is used, at any w")
+    p.add_argument("--guidance", type=finite_float, nargs="+", metavar="W", help="classifier-free guidance weights w (a checkpoint trained with hw5-train --cfg): "
+                   "one folder OUT/w-W/ each, as hw5-eval; with ddim the ε of the clipped x̂0 is used, at any w")
     p.add_argument("--guidance-convention", choices=CONVENTIONS, default="paper",
                    help="paper: ε̃ = (1+w)ε(x,c) − wε(x,∅) (the seed's Eq. 5); diffusers: --guidance is the scale s = 1 + w")
     p.add_argument("--allow-download", action="store_true", help="let a latent checkpoint whose VAE is a hub name download it")
     return p
 
+def grid_path(out) -> Path:
+    "Where the grid of the samples in folder `out` goes: beside it, `out.png`, so that the folder holds the samples and nothing else."
+    out = Path(out).absolute()
+    return out.parent / f"{out.name}.png"
+
 def save_images(images, out, nrow:int=None) -> list:
-    "Write each image in [-1,1] as `out/000000.png`, ... and all of them as `out/grid.png` (`nrow` per row)."
+    "Write each image in [-1,1] as `out/000000.png`, ... and all of them as the grid `grid_path(out)` (`nrow` per row)."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     paths, save = [], lambda im, path: atomic_write(path, lambda p: im.save(p, format="PNG"))  # no 0-byte PNG on a full disk
     for i, x in enumerate(images):
         paths.append(out / f"{i:06d}.png"); save(image_grid(x[None], pad=0), paths[-1])
-    save(image_grid(images, nrow=nrow, scale=max(1, 64 // images.shape[-1])), out / "grid.png")
+    save(image_grid(images, nrow=nrow, scale=max(1, 64 // images.shape[-1])), grid_path(out))
     return paths
 
+def weight_folder(out, w:float) -> Path:
+    "The folder of guidance weight `w` under `out`, for `hw5-sample` and `hw5-eval` alike."
+    return Path(out) / f"w-{w:g}"
+
 def sample(args):
-    "Sample from parsed `hw5-sample` arguments; returns the images."
+    "Sample from parsed `hw5-sample` arguments; returns the images (with `--guidance`, a list: one tensor per weight)."
     if args.eta is not None and args.sampler != "ddim": raise CLIError(f"--eta applies only to --sampler ddim, not {args.sampler}")
     if args.eta is not None and not args.eta >= 0: raise CLIError(f"--eta must be >= 0, got {args.eta}")
-    if args.guidance is not None:
-        try: guidance_scale(args.guidance, args.guidance_convention)
-        except ValueError as e: raise CLIError(f"--guidance: {e}") from None
+    try:
+        for w in args.guidance or []: guidance_scale(w, args.guidance_convention)
+    except ValueError as e: raise CLIError(f"--guidance: {e}") from None
     device = pick_device(args.device)
     model, scheduler, cfg = load_for_sampling(args.ckpt, device, args.sampler)
     vae = checkpoint_vae(args.ckpt, cfg, device, args.allow_download)  # a latent checkpoint: its VAE decodes the samples
@@ -364,21 +396,23 @@ def sample(args):
     try:
         if K: labels = parse_class_labels(args.class_label, args.n, K)
         elif args.class_label is not None: raise ValueError(f"{args.ckpt} is unconditional: it takes no class label")
-        if args.guidance is not None:
-            check_guidance(cfg, args.guidance, args.guidance_convention, args.ckpt)
-            model = ClassifierFreeGuidance(model, args.guidance, args.guidance_convention)
+        for w in args.guidance or []: check_guidance(cfg, w, args.guidance_convention, args.ckpt)
     except ValueError as e: raise CLIError(f"--{'guidance' if 'guidance' in str(e) else 'class-label'}: {e}") from None
     T = scheduler.config["num_train_timesteps"]  # diffusers schedulers keep it in their config
-    steps = args.steps if args.steps is not None else default_steps(args.sampler, T)
+    steps = args.steps if args.steps is not None else default_steps(args.sampler, scheduler.config)
     if not 1 <= steps <= T: raise CLIError(f"--steps must be between 1 and T={T}, got {steps}")
+    check_steps(scheduler, steps)
     out = writable_out(args.out)  # before sampling, not after
     print(f"hw5-sample: {args.sampler} with {steps} steps" + (f", eta {args.eta or 0.0}" if args.sampler == "ddim" else "")
-          + (f", guidance {args.guidance:g} ({args.guidance_convention})" if args.guidance is not None else "")
+          + (f", guidance {' '.join(f'{w:g}' for w in args.guidance)} ({args.guidance_convention})" if args.guidance else "")
           + (f", in the latent space of {vae.source} (scale {vae.scale:g})" if vae else ""), file=sys.stderr)
-    x = sample_images(model, scheduler, args.n, steps, args.eta, args.seed, args.batch_size, labels, vae.decode if vae else None)[0]
-    save_images(x, out, nrow=K if K and args.class_label in (None, "all") else None)
-    print(f"hw5-sample: wrote {len(x)} images and grid.png to {out}/")
-    return x
+    xs = []
+    for w in args.guidance or [None]:
+        guided, o = (model, out) if w is None else (ClassifierFreeGuidance(model, w, args.guidance_convention), weight_folder(out, w))
+        xs.append(sample_images(guided, scheduler, args.n, steps, args.eta, args.seed, args.batch_size, labels, vae.decode if vae else None)[0])
+        save_images(xs[-1], o, nrow=K if K and args.class_label in (None, "all") else None)
+        print(f"hw5-sample: wrote {len(xs[-1])} images to {o}/ and their grid to {grid_path(o)}")
+    return xs if args.guidance else xs[0]
 
 def sample_main(argv=None):
     "Console script `hw5-sample`."
@@ -414,8 +448,7 @@ def evaluate_checkpoint(ckpt, n:int=1000, sampler:str="ddpm", steps:int=None, et
     over `bootstrap` resamples when > 0); writes `out/` when given."""
     model, scheduler, cfg = load_for_sampling(ckpt, device, sampler)
     if guidance is not None: check_guidance(cfg, guidance, convention, ckpt)
-    T = scheduler.config["num_train_timesteps"]  # diffusers schedulers keep it in their config
-    steps = steps or default_steps(sampler, T)
+    steps = check_steps(scheduler, steps or default_steps(sampler, scheduler.config))
     if sampler == "ddim" and eta is None: eta = 0.0
     features = features or ("digits" if str(ref).startswith("digits") else "inception")
     vae = checkpoint_vae(ckpt, cfg, device, allow_download)          # a latent model: sample latents, decode them
@@ -459,7 +492,7 @@ def metrics_row(r:dict, label:str=None) -> str:
     return f"| {label or row_label(r)} | {metric_cells(r)} | {r['sampling_seconds']:.1f} | {r['n']} |"
 
 def write_eval(out, record:dict, images) -> Path:
-    "Write `metrics.json`, `row.md` (header and row) and the samples (PNGs and `grid.png`) to `out/`."
+    "Write `metrics.json`, `row.md` (header and row), the samples (PNGs only) to `out/samples/` and their grid to `out/samples.png`."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     save_images(images, out / "samples")
     atomic_write(out / "metrics.json", lambda p: Path(p).write_text(json.dumps(record, indent=2)))
@@ -504,7 +537,7 @@ def eval_parser():
     p.add_argument("--sampler", choices=sorted(SAMPLERS), default="ddpm")
     p.add_argument("--steps", type=int, help=f"sampling steps (default: T = 1000 for ddpm, {DDIM_DEFAULT_STEPS} for ddim)")
     p.add_argument("--eta", type=finite_float, help="DDIM's η (default 0: deterministic; 1: DDPM's variance)")
-    p.add_argument("--guidance", type=finite_float, nargs="+", metavar="W", help="classifier-free guidance weights: one evaluation each (hw5-train --cfg checkpoints)")
+    p.add_argument("--guidance", type=finite_float, nargs="+", metavar="W", help="classifier-free guidance weights w (hw5-train --cfg checkpoints): one evaluation each, in OUT/w-W/, as hw5-sample")
     p.add_argument("--guidance-convention", choices=CONVENTIONS, default="paper", help="paper: w of Eq. 5 (0: off); diffusers: the scale s = 1 + w")
     p.add_argument("--ref", default="digits", help="digits (test split), digits-train, or a folder (ImageNet-style root, class folders or flat)")
     p.add_argument("--features", choices=sorted(FEATURES), help="feature network (default: digits for a digits reference, else inception)")
@@ -539,7 +572,7 @@ def evaluate(args):
                                                 o, args.batch_size, args.seed, device, args.cache, not args.no_pngs, guidance=w,
                                                 convention=args.guidance_convention, allow_download=args.allow_download)
     if args.guidance:
-        rs = [run(out / f"w-{w:g}", w) for w in args.guidance]
+        rs = [run(weight_folder(out, w), w) for w in args.guidance]
         md = f"{GUIDANCE_HEADER}\n{guidance_rows(rs)}\n"
         atomic_write(out / "guidance.md", lambda p: Path(p).write_text(md))
         atomic_write(out / "guidance.json", lambda p: Path(p).write_text(json.dumps(rs, indent=2)))

@@ -9,7 +9,7 @@ __all__ = ['DDIMStep', 'DDIMScheduler']
 import math
 from collections import namedtuple
 import torch
-from .ddpm import SchedulerMixin, SchedulerOutput, split_variance
+from .ddpm import SchedulerMixin, SchedulerOutput, split_variance, randn_images
 
 # %% ../nbs/04_ddim.ipynb #96f94b43
 DDIMStep = namedtuple("DDIMStep", "alpha_bar_t alpha_bar_prev beta_tilde_t x0_coef_sample x0_coef_output eps_coef_sample eps_coef_output")
@@ -72,7 +72,7 @@ class DDIMScheduler(SchedulerMixin):
         # 6. add σ_t z with z ~ N(0, I) (seed Eq. 4)
         ### BEGIN SOLUTION
         if eta > 0:
-            z = torch.randn(model_output.shape, generator=generator, device=model_output.device, dtype=model_output.dtype)
+            z = randn_images(model_output.shape, generator, model_output.device, model_output.dtype)
             prev = prev.add_(z, alpha=sigma)
         ### END SOLUTION
         return SchedulerOutput(prev, x0)

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['PREDICTION_TYPES', 'SchedulerOutput', 'LEARNED_VARIANCE', 'DIFFUSERS_NEUTRAL', 'DIFFUSERS_WHY', 'DDPMStep',
-           'prediction_target', 'ddpm_loss', 'spaced_timesteps', 'SchedulerMixin', 'split_variance',
+           'prediction_target', 'ddpm_loss', 'randn_images', 'spaced_timesteps', 'SchedulerMixin', 'split_variance',
            'model_log_variance', 'diffusers_options', 'DDPMScheduler', 'model_device', 'sample_shape',
            'cudnn_deterministic', 'generate', 'cosine_lr_lambda', 'stream_seed', 'epoch_permutation', 'step_batch',
            'step_noise', 'train_ddpm']
@@ -42,11 +42,21 @@ def ddpm_loss(model, schedule:NoiseSchedule, x0, y=None, generator=None, t=None,
 # %% ../nbs/03_ddpm.ipynb #ea89afbf
 SchedulerOutput = namedtuple("SchedulerOutput", "prev_sample pred_original_sample")
 
+def randn_images(shape, generator=None, device=None, dtype=None):
+    """N(0, I) noise of `shape`; with a list of generators, image i is drawn from generator i alone (as diffusers' `randn_tensor`),
+    so that the other images of a batch never change it."""
+    if not isinstance(generator, (list, tuple)): return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    if len(generator) != shape[0]: raise ValueError(f"{len(generator)} generators for a batch of {shape[0]} images")
+    return torch.cat([torch.randn((1, *shape[1:]), generator=g, device=device, dtype=dtype) for g in generator])
+
 def spaced_timesteps(num_train_timesteps:int, num_inference_steps:int, timestep_spacing:str="leading", steps_offset:int=0):
     "Decreasing time steps to visit, spaced as in diffusers (`leading`, `trailing` or `linspace`)."
     T, n = num_train_timesteps, num_inference_steps
     if not 1 <= n <= T: raise ValueError(f"num_inference_steps must be between 1 and num_train_timesteps={T}, not {n}")
-    if timestep_spacing == "leading": ts = torch.arange(n) * (T // n) + steps_offset
+    if timestep_spacing == "leading":
+        ts = torch.arange(n) * (T // n) + steps_offset
+        if ts[-1] >= T: raise ValueError(f"steps_offset={steps_offset} with leading spacing visits t = {ts[-1]} in {n} steps, past T - 1 = {T - 1}: "
+                                         f"take fewer steps (at most {T - steps_offset})")
     elif timestep_spacing == "trailing": ts = (torch.arange(T, 0, -T / n).round() - 1).long().flip(0)
     elif timestep_spacing == "linspace": ts = torch.linspace(0, T - 1, n).round().long()
     else: raise ValueError(f"timestep_spacing must be leading, trailing or linspace, not {timestep_spacing!r}")
@@ -60,7 +70,7 @@ class SchedulerMixin:
         self.schedule = NoiseSchedule(config["num_train_timesteps"], config["beta_start"], config["beta_end"], config["beta_schedule"])
         self.alphas_cumprod = self.schedule.alpha_bar
         self.num_train_timesteps = config["num_train_timesteps"]
-        self.set_timesteps(self.num_train_timesteps)
+        self._visit(torch.arange(self.num_train_timesteps).flip(0))  # every t, as diffusers' schedulers start: spacing and offset apply from set_timesteps on
 
     def to_json(self) -> str: return json.dumps({"_class_name": type(self).__name__, **self.config}, indent=2)
 
@@ -81,8 +91,10 @@ class SchedulerMixin:
     def set_timesteps(self, num_inference_steps:int, device=None):
         "Visit `num_inference_steps` time steps, from noisiest to cleanest, and compute each step's coefficients."
         c = self.config
-        ts = spaced_timesteps(self.num_train_timesteps, num_inference_steps, c["timestep_spacing"], c["steps_offset"])
-        self.num_inference_steps, self.timesteps = num_inference_steps, ts.to(device)
+        self._visit(spaced_timesteps(self.num_train_timesteps, num_inference_steps, c["timestep_spacing"], c["steps_offset"]), device)
+
+    def _visit(self, ts, device=None):
+        self.num_inference_steps, self.timesteps = len(ts), ts.to(device)
         prev, ab = torch.cat([ts[1:], ts.new_tensor([-1])]), self.schedule.float64["alpha_bar"]
         coefs = self._coefficients(ab[ts], torch.where(prev >= 0, ab[prev.clamp(min=0)], self.final_alpha_bar))
         self._prev = dict(zip(ts.tolist(), prev.tolist()))
@@ -132,22 +144,26 @@ def _subclasses(cls) -> list: return [c for s in cls.__subclasses__() for c in [
 # diffusers scheduler options we do not have, and the value at which each leaves the noise schedule and the step as ours compute them
 DIFFUSERS_NEUTRAL = {"trained_betas": None, "rescale_betas_zero_snr": False, "thresholding": False, "use_flow_sigmas": False}
 DIFFUSERS_WHY = {"trained_betas": "a β table given as numbers (ours computes β from beta_schedule, beta_start and beta_end)",
-                 "rescale_betas_zero_snr": "β rescaled to zero terminal SNR", "thresholding": "dynamic thresholding of x̂_0 (ours clips it: clip_sample)",
+                 "rescale_betas_zero_snr": "β rescaled to zero terminal SNR",
+                 "thresholding": "dynamic thresholding of x̂_0 with sample_max_value ≠ 1 (ours clips it: clip_sample; at sample_max_value 1 it is clipping to [-1, 1], taken as such)",
                  "use_flow_sigmas": "a flow-matching σ schedule"}
 
 def diffusers_options(cls, config:dict) -> dict:
     """`config` without bookkeeping keys (`_class_name`, `_diffusers_version`, ...) and without diffusers options that leave the math
-    unchanged; one that would change it is an error. A diffusers config's other options (another sampler's: PNDM's `skip_prk_steps`, ...) are dropped."""
+    unchanged; one that would change it is an error. A diffusers config's other options (another sampler's: PNDM's `skip_prk_steps`, ...) are dropped.
+    Dynamic thresholding at `sample_max_value` 1 clamps its scale s to 1: it is clipping x̂_0 to [-1, 1], and overrides `clip_sample` as in diffusers."""
     from_diffusers = "_diffusers_version" in config or "_use_default_values" in config
     own, out = _init_args(cls), {}
+    clip = config.get("thresholding") is True and config.get("sample_max_value", 1.0) == 1.0
     for k, v in config.items():
-        if k.startswith("_"): continue
+        if k.startswith("_") or (clip and k == "thresholding"): continue
         if k in own: out[k] = v
         elif k in DIFFUSERS_NEUTRAL:
             if v != DIFFUSERS_NEUTRAL[k] and not (k == "trained_betas" and v is None):
                 raise ValueError(f"{cls.__name__} cannot take the diffusers option {k}={v if k != 'trained_betas' else '[...]'}: "
                                  f"{DIFFUSERS_WHY[k]} is not implemented; it must be {DIFFUSERS_NEUTRAL[k]}")
         elif not from_diffusers: out[k] = v   # the constructor names an unknown key
+    if clip and "clip_sample" in own: out.update(clip_sample=True, clip_sample_range=1.0)
     return out
 
 # %% ../nbs/03_ddpm.ipynb #ff710bc7
@@ -196,7 +212,7 @@ class DDPMScheduler(SchedulerMixin):
         # 4. add σ_t z with z ~ N(0, I), except at t = 0 (Algorithm 2, lines 3-4)
         ### BEGIN SOLUTION
         if t > 0:
-            z = torch.randn(model_output.shape, generator=generator, device=model_output.device, dtype=model_output.dtype)
+            z = randn_images(model_output.shape, generator, model_output.device, model_output.dtype)
             if vt in LEARNED_VARIANCE:  # log σ_t² between the jump's log β̃_t and log β_t (Nichol & Dhariwal Eq. 15), so respaced sampling interpolates the right range
                 prev = prev.add_(z * model_log_variance(v, c.log_beta_tilde_t, c.log_beta_t, vt).mul(0.5).exp())
             else: prev = prev.add_(z, alpha=math.sqrt(c.beta_t if vt == "fixed_large" else c.beta_tilde_t))  # σ_t² = β_t or β̃_t (Ho et al. §3.2)
@@ -228,7 +244,9 @@ def _takes(fn, name:str) -> bool: return name in inspect.signature(fn).parameter
 def generate(model, scheduler, n:int, steps:int=None, eta:float=None, seed:int=0, class_labels=None,
              shape=None, progress:bool=True, decode=None, use_clipped_model_output:bool=None):
     """Sample `n` images in [-1, 1] with `scheduler` (ours or any diffusers scheduler), visiting `steps` time steps (all T by default);
-    `eta` and `use_clipped_model_output` are DDIM's step options (left to the scheduler when None); `decode` maps latents to images."""
+    `eta` and `use_clipped_model_output` are DDIM's step options (left to the scheduler when None); `decode` maps latents to images.
+    `seed` seeds one generator for the batch, or, as a list of `n` seeds, one generator per image (diffusers' list of generators):
+    then image i depends on its seed alone, never on the batch it is sampled in."""
     step_kwargs = {}
     for k, v in dict(eta=eta, use_clipped_model_output=use_clipped_model_output).items():
         if v is None: continue
@@ -236,11 +254,12 @@ def generate(model, scheduler, n:int, steps:int=None, eta:float=None, seed:int=0
         step_kwargs[k] = v
     device = model_device(model)
     shape = shape or sample_shape(model)
-    g = torch.Generator(device).manual_seed(seed)
+    per_image = isinstance(seed, (list, tuple))
+    g = [torch.Generator(device).manual_seed(s) for s in seed] if per_image else torch.Generator(device).manual_seed(seed)
     if _takes(scheduler.step, "generator"): step_kwargs["generator"] = g  # PNDM, LMS, Heun, UniPC draw no noise and take none
     # the time steps first: a σ-space scheduler's (Euler, Heun, LMS) initial noise scale depends on them
     scheduler.set_timesteps(scheduler.config["num_train_timesteps"] if steps is None else steps, device=device)
-    x = torch.randn((n, *shape), generator=g, device=device)
+    x = randn_images((n, *shape), g, device)
     sigma = float(getattr(scheduler, "init_noise_sigma", 1.0))  # σ_max (or √(σ_max² + 1)) for σ-space schedulers, 1 for ours
     if sigma != 1.0: x = x * sigma
     scale = getattr(scheduler, "scale_model_input", None)    # x / √(σ² + 1): the model sees the x_t it was trained on

@@ -14,7 +14,7 @@ import torch.nn as nn
 import diffusers
 from .unet import UNet, ResBlock, AttentionBlock, Downsample, Upsample, timestep_embedding
 from .checkpoints import CheckpointError, load_checkpoint, atomic_dir
-from .cli import (CLIParser, CLIError, run_cli, EXPORT_META, DIFFUSERS_BETA_SCHEDULES, load_for_sampling,
+from .cli import (CLIParser, CLIError, run_cli, EXPORT_META, diffusers_config, load_for_sampling,
                                sample, sample_parser)
 
 # %% ../nbs/13_interop.ipynb #0013a006
@@ -117,12 +117,15 @@ def to_diffusers_unet(model:UNet, num_train_timesteps:int=1000):
 
 # %% ../nbs/13_interop.ipynb #0013a00c
 def diffusers_scheduler(scheduler):
-    "diffusers' scheduler of the same class and configuration as our `scheduler` (DDPM or DDIM)."
-    c = {**scheduler.config, "beta_schedule": DIFFUSERS_BETA_SCHEDULES.get(scheduler.config["beta_schedule"], scheduler.config["beta_schedule"])}
-    return getattr(diffusers, type(scheduler).__name__)(**c)
+    """diffusers' scheduler of the same class and configuration as our `scheduler` (DDPM or DDIM), its config written as `diffusers_config`
+    (keys of other samplers, such as set_alpha_to_one, included): then `X.from_config(its config)` is what `--sampler X` samples with."""
+    c = diffusers_config(scheduler.config)
+    s = getattr(diffusers, type(scheduler).__name__).from_config(c)
+    s.register_to_config(**{k: v for k, v in c.items() if k not in s.config})
+    return s
 
 def export_diffusers(ckpt, out, check:bool=True) -> dict:
-    "Write our checkpoint `ckpt` as a diffusers `DDPMPipeline` folder `out`; returns what `hw5_diffusion.json` records."
+    "Write our checkpoint `ckpt` as a diffusers `DDPMPipeline` folder `out` (a class-conditional one as its parts); returns what `hw5_diffusion.json` records."
     model, scheduler, cfg = load_checkpoint(ckpt)
     if cfg.get("vae"): raise ExportError(f"{ckpt} is a latent model: a DDPMPipeline would return its latents, not images (the VAE is not exported)")
     if scheduler.config["variance_type"] not in ("fixed_small", "fixed_large"):
@@ -139,6 +142,9 @@ def export_diffusers(ckpt, out, check:bool=True) -> dict:
     pipe = diffusers.DDPMPipeline(unet=unet, scheduler=diffusers_scheduler(scheduler))
     with atomic_dir(out) as tmp:
         pipe.save_pretrained(tmp)
+        # DDPMPipeline passes no class labels and fails on a class-conditional U-Net: such a model is written as its parts,
+        # unet/ and scheduler/, which diffusers loads and runs in a loop that passes the labels (below)
+        if model.num_classes: (tmp / "model_index.json").unlink()
         (tmp / EXPORT_META).write_text(json.dumps(meta, indent=2))
     return meta
 
@@ -160,7 +166,9 @@ def export(args) -> dict:
     try: meta = export_diffusers(args.ckpt, out, check=not args.no_check)
     except ExportError as e: raise CLIError(str(e)) from None
     check = f"; cross-check max |ours - diffusers| = {meta['max_abs_diff']:.1e}" if "max_abs_diff" in meta else ""
-    print(f"hw5-export: wrote {out}/ (DDPMPipeline: model_index.json, unet/, scheduler/){check}")
+    what = ("a class-conditional UNet2DModel in unet/ and its scheduler in scheduler/, no pipeline: DDPMPipeline passes no class labels"
+            if meta["num_classes"] else "DDPMPipeline: model_index.json, unet/, scheduler/")
+    print(f"hw5-export: wrote {out}/ ({what}){check}")
     return meta
 
 def export_main(argv=None):

@@ -22,7 +22,7 @@ from .checkpoints import load_checkpoint, read_config, atomic_write
 from .evaluation import CACHE_ROOT, fidelity_metrics, reference_dataset, check_inception_weights
 from .latent import VAE_STEPS, checkpoint_vae, _read_json
 from .cli import (CLIError, CLIParser, run_cli, positive_int, pick_device, train_once, finished_run,
-                               evaluate_checkpoint, row_label, metric_cells, GUIDANCE_HEADER, guidance_rows, plot_guidance)
+                               evaluate_checkpoint, grid_path, row_label, metric_cells, GUIDANCE_HEADER, guidance_rows, plot_guidance)
 
 # %% ../nbs/12_results.ipynb #769bb4ef
 TABLE_PRESETS = {
@@ -213,11 +213,11 @@ def plot_fid_vs_steps(rows:dict, path) -> Path:
     return Path(path)
 
 def plot_samples(rows:dict, path) -> Path:
-    "The first samples of every row (their `grid.png`), side by side, titled with the row's FID and IS."
+    "The first samples of every row (the grid beside their samples folder), side by side, titled with the row's FID and IS."
     recs = [rows["ddpm"]] + rows["ddim"]
     fig = offscreen_figure(figsize=(3 * len(recs), 3.4)); axs = fig.subplots(1, len(recs), squeeze=False)
     for ax, r in zip(axs[0], recs):
-        ax.imshow(Image.open(Path(r["samples"]) / "grid.png"), cmap="gray", interpolation="nearest"); ax.axis("off")
+        ax.imshow(Image.open(grid_path(r["samples"])), cmap="gray", interpolation="nearest"); ax.axis("off")
         ax.set_title(f"{row_label(r)}\nFID {r['fid']:.2f}, IS {r['is_mean']:.2f}", fontsize=9)
     fig.tight_layout(); fig.savefig(path, dpi=100)
     return Path(path)

@@ -98,12 +98,28 @@ def test_cli_train_cfg_and_sample_guided(cfg_ckpt, tmp_path):
     s = ["hw5-sample", "--ckpt", cfg_ckpt, "--n", "10", "--steps", "4", "--sampler", "ddim"]
     p = run(s + ["--class-label", "all", "--guidance", "2", "--out", tmp_path / "g"])
     assert "wrote 10 images" in p.stdout and "guidance 2 (paper)" in p.stderr
-    assert Image.open(tmp_path / "g" / "grid.png").size[0] > Image.open(tmp_path / "g" / "grid.png").size[1]  # 10 columns, 1 row
+    g = tmp_path / "g" / "w-2"                                  # one folder per weight, as hw5-eval --guidance writes
+    assert Image.open(tmp_path / "g" / "w-2.png").size[0] > Image.open(tmp_path / "g" / "w-2.png").size[1]  # 10 columns, 1 row
     s = s[:-1] + ["ddpm"]                                       # ddim's clip-consistent ε changes w = 0 too; ddpm's step does not
     run(s + ["--guidance", "0", "--out", tmp_path / "w0"])
     run(s + ["--out", tmp_path / "plain"])                     # a conditional checkpoint: classes cycle, no guidance
-    assert all((a == b).all() for a, b in zip(_pngs(tmp_path / "w0"), _pngs(tmp_path / "plain")))
-    assert not all((a == b).all() for a, b in zip(_pngs(tmp_path / "g"), _pngs(tmp_path / "plain")))
+    assert len(_pngs(tmp_path / "w0" / "w-0")) == 10
+    assert all((a == b).all() for a, b in zip(_pngs(tmp_path / "w0" / "w-0"), _pngs(tmp_path / "plain")))
+    assert not all((a == b).all() for a, b in zip(_pngs(g), _pngs(tmp_path / "plain")))
+
+
+def test_sample_and_eval_take_guidance_weights_alike(cfg_ckpt, tmp_path):
+    "hw5-sample --guidance W [W ...] as hw5-eval: one run per weight, in OUT/w-W/, each the same as that weight alone."
+    s = ["hw5-sample", "--ckpt", cfg_ckpt, "--n", "4", "--steps", "3"]
+    p = run(s + ["--guidance", "0", "2", "--out", tmp_path / "both"])
+    assert "guidance 0 2 (paper)" in p.stderr and p.stdout.count("wrote 4 images") == 2
+    assert sorted(q.name for q in (tmp_path / "both").iterdir()) == ["w-0", "w-0.png", "w-2", "w-2.png"]
+    run(s + ["--guidance", "2", "--out", tmp_path / "one"])
+    assert all((a == b).all() for a, b in zip(_pngs(tmp_path / "both" / "w-2"), _pngs(tmp_path / "one" / "w-2")))
+    assert len(_pngs(tmp_path / "one" / "w-2")) == 4
+    e = run(["hw5-eval", "--ckpt", cfg_ckpt, "--n", "4", "--steps", "3", "--guidance", "0", "2", "--out", tmp_path / "e",
+             "--cache", tmp_path / "cache"])
+    assert sorted(q.name for q in (tmp_path / "e").iterdir() if q.is_dir()) == ["w-0", "w-2"], e.stderr
 
 
 def test_cli_guidance_refusals(cfg_ckpt, tmp_path):

@@ -21,7 +21,8 @@ def test_sample_writes_pngs_and_grid(tiny_ckpt, tmp_path):
     pngs = sorted((tmp_path / "s").glob("0*.png"))
     assert [p.name for p in pngs] == [f"{i:06d}.png" for i in range(4)]
     assert all(np.asarray(Image.open(p)).shape == (16, 16) for p in pngs)
-    assert (tmp_path / "s" / "grid.png").is_file()
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [p.name for p in pngs]   # the samples and nothing else
+    assert Image.open(tmp_path / "s.png").size[0] > 16 and f"their grid to {tmp_path / 's.png'}" in p.stdout  # the grid beside them
     # same seed, same images
     run(["hw5-sample", "--ckpt", tiny_ckpt, "--n", "4", "--out", tmp_path / "t", "--steps", "20", "--seed", "1"])
     assert all((np.asarray(Image.open(a)) == np.asarray(Image.open(tmp_path / "t" / a.name))).all() for a in pngs)

@@ -21,7 +21,8 @@ def test_eval_digits_writes_metrics_and_reuses_reference_cache(tiny_ckpt, tmp_pa
     row = (tmp_path / "a" / "row.md").read_text().splitlines()
     assert row[:2] == ROW_HEADER.splitlines() and row[2] == metrics_row(m) and row[2] in p.stdout
     pngs = sorted((tmp_path / "a" / "samples").glob("0*.png"))
-    assert len(pngs) == 30 and (tmp_path / "a" / "samples" / "grid.png").is_file()
+    assert len(pngs) == 30 and sorted((tmp_path / "a" / "samples").iterdir()) == pngs   # the samples and nothing else: no grid
+    assert (tmp_path / "a" / "samples.png").is_file()                                     # the grid beside them
     cached = sorted((tmp_path / "cache").glob("digits-test-16px-digits-*"))
     assert [c.suffix for c in cached] == [".safetensors"], cached   # our own file: no pickle for torch.load to run
     stamps = [c.stat().st_mtime_ns for c in cached]
