@@ -252,7 +252,7 @@ def fid_bootstrap_std(f1, f2, rounds:int=100, seed:int=0) -> float:
 class ImageFilesDataset(Dataset):
     "The images directly inside `folder` (no class folders), resized and centre-cropped to `resolution`, in [-1,1]."
     def __init__(self, folder, resolution:int):
-        # grid.png is the contact sheet hw5-sample and hw5-eval write next to the samples
+        # grid.png: the contact sheet hw5-sample and hw5-eval once wrote among the samples (now beside the folder, as FOLDER.png)
         self.files = sorted(p for p in Path(folder).iterdir()
                             if p.suffix.lower() in IMG_EXTS and not p.name.startswith(".") and p.name != "grid.png")
         if not self.files: raise DataError(f"no images in {folder}")
