@@ -178,7 +178,7 @@ def _torchvision_dataset(name, split, resolution, download, root):
     cls = {"cifar10": torchvision.datasets.CIFAR10, "mnist": torchvision.datasets.MNIST}[name]
     try: ds = cls(str(root), train=(split == "train"), download=download)
     except Exception as e:
-        hint = "" if download else " (pass download=True, or --download on the command line, to fetch it)"
+        hint = "" if download else " (pass download=True, or --allow-download on the command line, to fetch it)"
         raise DataError(f"{name} is not available under {root}{hint}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     x = torch.as_tensor(np.asarray(ds.data)).float() / 255.0
     x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)
