@@ -187,7 +187,7 @@ def load_checkpoint(ckpt_dir, device="cpu", scheduler_cls=None):
     "Rebuild the U-Net and scheduler saved in `ckpt_dir`; returns `(model, scheduler, config)`."
     d, cfg = Path(ckpt_dir), read_config(ckpt_dir)
     loss = {k: v for k, v in (cfg.get("metrics") or {}).items() if k in ("loss", "eval_loss") and isinstance(v, float) and not math.isfinite(v)}
-    if loss: raise CheckpointError(f"{d / 'config.json'} records a {' and '.join(f'{k} of {v}' for k, v in loss.items())}: the run had "
+    if loss: raise CheckpointError(f"{d / 'config.json'} records {', '.join(f'{k} = {v}' for k, v in loss.items())}: the run had "
                                    f"diverged when it saved these weights; use an earlier checkpoint, or train again with a lower lr")
     state = load_tensors(d / "model.safetensors")
     try:  # the arguments checked on the meta device: a config asking for 10⁷ channels allocates nothing before its weights are compared

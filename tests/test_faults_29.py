@@ -300,7 +300,7 @@ def test_double_ctrl_c_in_training_saves_the_current_step(tmp_path):
 def test_checkpoint_with_a_nan_recorded_loss_is_refused(run_dir, tmp_path):
     ck = _copy_ckpt(run_dir, tmp_path / "ck", metrics={**read_config(run_dir)["metrics"], "eval_loss": float("nan")})
     p = run(["hw5-sample", "--ckpt", ck, "--out", tmp_path / "s", "--n", "2", "--steps", "2"], check=False, env=ENV)
-    one_line(p, 2, str(ck / "config.json"), "eval_loss of nan", prog="hw5-sample")
+    one_line(p, 2, str(ck / "config.json"), "eval_loss = nan", prog="hw5-sample")
     assert not (tmp_path / "s").exists()
 
 
