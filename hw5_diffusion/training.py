@@ -576,7 +576,8 @@ class Trainer:
         "Check `out` is writable now, not at the first save; never mix a new run into an old one's checkpoints."
         out = self.out
         if self.is_main:
-            self._made = [p for p in [out, *out.parents] if not p.exists()]  # what a refused run removes again
+            # what a refused run removes again: the folders it creates, and the lock file
+            self._made, self._lock_made = [p for p in [out, *out.parents] if not p.exists()], not (out / ".lock").exists()
             try:
                 out.mkdir(parents=True, exist_ok=True)
                 self._lock = lock_run(out)  # one run per folder: before anything in it is read, deleted or written
@@ -604,8 +605,8 @@ class Trainer:
     def _refused(self):
         "Undo what `_prepare_out` made for a run refused before its first step: the lock, and the folders it created."
         self.release()
+        if getattr(self, "_lock_made", False): (self.out / ".lock").unlink(missing_ok=True)
         for p in getattr(self, "_made", []):  # the deepest first
-            (p / ".lock").unlink(missing_ok=True)
             try: p.rmdir()
             except OSError: pass
 

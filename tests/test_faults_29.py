@@ -332,11 +332,12 @@ def test_refused_runs_leave_no_folder(run_dir, tmp_path, capsys):
     new = tmp_path / "new"
     cases = [["--resume", "latest"], ["--preset", "digits", "--resume", "latest"], ["--resume", tmp_path / "missing"],
              ["--resume", run_dir, "--set", "unet.ch=16"], ["--resume", run_dir, "--set", "lr=0.5"]]
+    empty = tmp_path / "empty"; empty.mkdir()
     for argv in cases:
-        for out in (new, new / "deeper" / "run"):
+        for out in (new, new / "deeper" / "run", empty):
             code, err = in_process(train_main, ["--out", out, *argv], capsys)
             one_line(err, code, prog="hw5-train")
-            assert code == 2 and not new.exists(), (argv, sorted(map(str, new.rglob("*"))))
+            assert code == 2 and not new.exists() and list(empty.iterdir()) == [], (argv, out, sorted(map(str, tmp_path.rglob("*"))))
 
 
 def test_a_killed_exports_hidden_folder_is_removed_by_the_next_export(run_dir, tmp_path, capsys):
