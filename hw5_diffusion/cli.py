@@ -148,7 +148,7 @@ def train_parser():
     p.add_argument("--cfg", action="store_true", help="class-conditional, with label dropout for classifier-free guidance")
     p.add_argument("--p-uncond", type=finite_float, help="with --cfg: probability of training on the null class (default 0.1)")
     p.add_argument("--latent", action="store_true", help="latent diffusion: train the U-Net on VAE latents (the VAE: --vae, else the preset's, else train for digits, pretrained/model.ckpt otherwise)")
-    p.add_argument("--vae", help="implies --latent: a course checkpoint (pretrained/model.ckpt), a VAE folder, a hub name, or train (train a small VAE on the data into OUT/vae first)")
+    p.add_argument("--vae", help="implies --latent: a course checkpoint (pretrained/model.ckpt), a VAE folder, a hub name (with --allow-download), or train (train a small VAE on the data into OUT/vae first)")
     p.add_argument("--vae-steps", type=positive_int, help=f"with --vae train: the VAE's training steps (default {VAE_STEPS})")
     return p
 
