@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['TORCH_SAVE_EXTS', 'CheckpointError', 'atomic_write', 'atomic_dir', 'save_checkpoint', 'read_config', 'Inert',
-           'load_tensors', 'nonfinite_key', 'load_state', 'load_weights', 'check_same_save', 'load_checkpoint']
+           'load_tensors', 'nonfinite_key', 'check_state', 'load_state', 'load_weights', 'check_same_save',
+           'load_checkpoint']
 
 # %% ../nbs/05_checkpoints.ipynb #342a4a95
-import json, os, pickle, shutil, tempfile, types, uuid
+import json, math, os, pickle, shutil, tempfile, types, uuid
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -74,6 +75,8 @@ def save_checkpoint(ckpt_dir, model:UNet, scheduler, **meta):
     atomic_write(d / "config.json", lambda p: Path(p).write_text(json.dumps(cfg, indent=2)))
     return d
 
+_CONFIG_SECTIONS = ("unet", "scheduler", "metrics", "train", "vae")  # what the loaders read as dicts
+
 def read_config(ckpt_dir) -> dict:
     "The `config.json` of a checkpoint folder, with a clear error when it is missing or corrupt."
     d = Path(ckpt_dir)
@@ -82,7 +85,10 @@ def read_config(ckpt_dir) -> dict:
     if not f.is_file(): raise CheckpointError(f"checkpoint has no config.json: {f}")
     try: cfg = json.loads(f.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise CheckpointError(f"corrupt checkpoint config {f}: {e}") from None
+    except RecursionError: raise CheckpointError(f"corrupt checkpoint config {f}: nested too deeply") from None
     if not isinstance(cfg, dict) or "unet" not in cfg: raise CheckpointError(f"checkpoint config {f} has no 'unet' section")
+    bad = next((k for k in _CONFIG_SECTIONS if cfg.get(k) is not None and not isinstance(cfg[k], dict)), None)
+    if bad: raise CheckpointError(f"corrupt checkpoint config {f}: '{bad}' must be a JSON object, not {type(cfg[bad]).__name__}")
     return cfg
 
 TORCH_SAVE_EXTS = (".pt", ".pth", ".bin", ".ckpt")
@@ -92,6 +98,10 @@ class Inert:
     def __new__(cls, *args, **kwargs): return object.__new__(cls)
     def __init__(self, *args, **kwargs): pass
     def __setstate__(self, state): pass
+    # a dict or list subclass (Lightning's AttributeDict, a defaultdict) is filled item by item after it is made
+    def __setitem__(self, key, value): pass
+    def append(self, value): pass
+    def extend(self, values): pass
     def __repr__(self): return f"<inert {self.__class__.__qualname__}>"
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -141,8 +151,8 @@ def nonfinite_key(state:dict):
     "The first key of `state` whose floating-point tensor holds a NaN or an infinity (None when all are finite)."
     return next((k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()), None)
 
-def load_state(model:nn.Module, state:dict, source):
-    "Load the tensors `state` into `model`; keys or shapes that do not match are one error naming `source`."
+def check_state(model:nn.Module, state:dict, source):
+    "Raise `CheckpointError` naming `source` when `state`'s keys or shapes differ from `model`'s (one on the meta device will do) or a value is not finite."
     own = model.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     shapes = [f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in own if k in state and state[k].shape != own[k].shape]
@@ -152,6 +162,10 @@ def load_state(model:nn.Module, state:dict, source):
         raise CheckpointError(f"weights in {source} do not match the model: " + "; ".join(p for p in parts if p))
     bad = nonfinite_key(state)
     if bad: raise CheckpointError(f"weights in {source} are not finite: {bad} holds NaN or inf (a diverged run?)")
+
+def load_state(model:nn.Module, state:dict, source):
+    "Load the tensors `state` into `model`; keys or shapes that do not match are one error naming `source`."
+    check_state(model, state, source)
     model.load_state_dict(state)
     return model
 
@@ -172,11 +186,17 @@ def check_same_save(ckpt_dir, cfg:dict):
 def load_checkpoint(ckpt_dir, device="cpu", scheduler_cls=None):
     "Rebuild the U-Net and scheduler saved in `ckpt_dir`; returns `(model, scheduler, config)`."
     d, cfg = Path(ckpt_dir), read_config(ckpt_dir)
-    try: model = UNet(**cfg["unet"])
-    except (TypeError, ValueError) as e: raise CheckpointError(f"invalid U-Net config in {d / 'config.json'}: {e}") from None
-    load_weights(model, d / "model.safetensors")
+    loss = {k: v for k, v in (cfg.get("metrics") or {}).items() if k in ("loss", "eval_loss") and isinstance(v, float) and not math.isfinite(v)}
+    if loss: raise CheckpointError(f"{d / 'config.json'} records {', '.join(f'{k} = {v}' for k, v in loss.items())}: the run had "
+                                   f"diverged when it saved these weights; use an earlier checkpoint, or train again with a lower lr")
+    state = load_tensors(d / "model.safetensors")
+    try:  # the arguments checked on the meta device: a config asking for 10⁷ channels allocates nothing before its weights are compared
+        with torch.device("meta"): shapes_only = UNet(**cfg["unet"])
+    except (TypeError, ValueError, RuntimeError, ZeroDivisionError) as e: raise CheckpointError(f"invalid U-Net config in {d / 'config.json'}: {e}") from None
+    check_state(shapes_only, state, d / "model.safetensors")
+    model = UNet(**cfg["unet"]); model.load_state_dict(state)
     check_same_save(d, cfg)
-    sc = {k: v for k, v in cfg.get("scheduler", {}).items() if k != "_class_name"}
+    sc = {k: v for k, v in (cfg.get("scheduler") or {}).items() if k != "_class_name"}
     try: scheduler = (scheduler_cls or DDPMScheduler).from_config({k: v for k, v in sc.items() if k in DDPMScheduler().config})
     except ValueError as e: raise CheckpointError(f"{e} (in {d / 'config.json'})") from None
     return model.to(device).eval(), scheduler, cfg

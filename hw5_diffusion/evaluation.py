@@ -139,7 +139,7 @@ def register_features(name:str, cls):
 register_features(DIGITS_FEATURES, DigitsFeatureExtractor)
 
 # %% ../nbs/07_evaluation.ipynb #1ac5e0cf
-from safetensors import safe_open
+from safetensors import safe_open, SafetensorError
 from torch_fidelity.metric_isc import isc_featuresdict_to_metric
 from torch_fidelity.metric_kid import kid_featuresdict_to_metric
 from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset, resolve_feature_layer_for_metric
@@ -183,7 +183,7 @@ def _write_reference_features(path:Path, key:dict, feats:dict):
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda p: save_file({k: v.contiguous() for k, v in feats.items()}, p,
                                                metadata={"key": json.dumps(key, sort_keys=True)}))
-    except OSError as e: print(f"warning: cannot write the reference cache {path}: {e}", file=sys.stderr)
+    except (OSError, SafetensorError) as e: print(f"warning: cannot write the reference cache {path} (going on without it): {e}", file=sys.stderr)
 
 def reference_features(reference, extractor, key:dict=None, cache_root=None, batch_size:int=200, cuda:bool=False,
                        save_cpu_ram:bool=True, verbose:bool=False) -> dict:

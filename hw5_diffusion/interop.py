@@ -7,11 +7,12 @@ __all__ = ['ExportError', 'unet2d_config', 'time_embedding_offset', 'to_diffuser
            'export_diffusers', 'export_parser', 'export', 'export_main']
 
 # %% ../nbs/13_interop.ipynb #0013a003
-import json, sys
+import errno, glob, json, os, re, shutil, sys
 from pathlib import Path
 import torch
 import torch.nn as nn
 import diffusers
+from safetensors import SafetensorError
 from .unet import UNet, ResBlock, AttentionBlock, Downsample, Upsample, timestep_embedding
 from .checkpoints import CheckpointError, load_checkpoint, atomic_dir
 from .cli import (CLIParser, CLIError, run_cli, EXPORT_META, diffusers_config, load_for_sampling,
@@ -161,10 +162,18 @@ def export_parser():
 
 def export(args) -> dict:
     "Export from parsed `hw5-export` arguments."
-    out = Path(args.out)
+    out, ck = Path(args.out), Path(args.ckpt)
+    a, b = out.resolve(), ck.resolve()
+    if a == b or a in b.parents or b in a.parents:  # replacing OUT would delete the checkpoint, or the run around it
+        raise CLIError(f"{out} {'is' if a == b else 'holds' if a in b.parents else 'is inside'} the --ckpt {ck}: writing it would "
+                       "replace the checkpoint; choose a folder outside it")
     if out.exists() and not args.overwrite: raise CLIError(f"{out} exists: pass --overwrite to replace it")
+    for p in out.parent.glob(f".{glob.escape(out.name)}.*.tmp"): shutil.rmtree(p, ignore_errors=True)  # what a killed export left
     try: meta = export_diffusers(args.ckpt, out, check=not args.no_check)
     except ExportError as e: raise CLIError(str(e)) from None
+    except SafetensorError as e:  # diffusers writing the weights to a full disk: an OSError in safetensors' words
+        code = re.search(r"code: (\d+)", str(e))
+        raise OSError(int(code[1]) if code else errno.EIO, os.strerror(int(code[1])) if code else str(e), str(out)) from None
     check = f"; cross-check max |ours - diffusers| = {meta['max_abs_diff']:.1e}" if "max_abs_diff" in meta else ""
     what = ("a class-conditional UNet2DModel in unet/ and its scheduler in scheduler/, no pipeline: DDPMPipeline passes no class labels"
             if meta["num_classes"] else "DDPMPipeline: model_index.json, unet/, scheduler/")

@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 from .data import DataError, TensorImageDataset, ImageFolderDataset, get_dataset
 from .checkpoints import CheckpointError, TORCH_SAVE_EXTS, load_tensors, load_state, load_weights, atomic_write, atomic_dir
 from .ddpm import model_device
-from .training import TrainConfig, Trainer, ConfigError, load_dataset
+from .training import TrainConfig, Trainer, ConfigError, StopRequested, load_dataset
 
 # %% ../nbs/08_latent.ipynb #70f2586a
 class DiagonalGaussianDistribution:
@@ -208,6 +208,7 @@ class LatentVAE(nn.Module):
         self.is_diffusers = not isinstance(model, KLAutoencoder)
         if self.is_diffusers: self.downsampling, self.latent_channels = 2 ** (len(model.config.block_out_channels) - 1), model.config.latent_channels
         else: self.downsampling, self.latent_channels = model.downsampling, model.latent_channels
+        self.in_channels = model.config.in_channels if self.is_diffusers else model.config["in_channels"]
         self._hash = None
 
     def posterior(self, x) -> DiagonalGaussianDistribution:
@@ -259,8 +260,8 @@ def load_diffusers_vae(name_or_path, subfolder:str=None):
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"cannot load the diffusers AutoencoderKL {name_or_path!r}{f' (subfolder {subfolder})' if subfolder else ''}: {msg}") from None
 
-def load_vae(spec, scale:float=None, device="cpu") -> LatentVAE:
-    "A `LatentVAE` from a course checkpoint file, a VAE folder (ours or diffusers') or a hub name `org/repo[/subfolder]`."
+def load_vae(spec, scale:float=None, device="cpu", allow_download:bool=True) -> LatentVAE:
+    "A `LatentVAE` from a course checkpoint file, a VAE folder (ours or diffusers') or a hub name `org/repo[/subfolder]` (only with `allow_download`)."
     p = Path(str(spec)).expanduser()
     if p.is_file(): model, own = load_course_vae(p), COURSE_SCALE
     elif p.is_dir():
@@ -274,6 +275,9 @@ def load_vae(spec, scale:float=None, device="cpu") -> LatentVAE:
         else: raise CheckpointError(f"{p / 'config.json'} describes a {cfg.get('_class_name')!r}, not a KLAutoencoder or diffusers AutoencoderKL")
     elif p.suffix in (*TORCH_SAVE_EXTS, ".safetensors") or str(spec).startswith((".", "/", "~")) or not _HUB_NAME.match(str(spec)):
         raise CheckpointError(f"VAE not found: {spec} (expected a course checkpoint file such as pretrained/model.ckpt, a VAE folder, or a hub name org/repo)")
+    elif not allow_download:  # a name from a config never reaches the network on its own
+        raise CheckpointError(f"VAE {spec!r} is a hub name: loading it would download it; pass --allow-download to allow that, "
+                              "or point vae at a local folder or file")
     else:
         parts = str(spec).split("/")
         model = load_diffusers_vae("/".join(parts[:2]), "/".join(parts[2:]) or None); own = model.config.scaling_factor
@@ -347,6 +351,9 @@ def train_vae(dataset, out=None, arch:dict=None, beta:float=1e-4, perceptual_wei
     cfg = TrainConfig(data="vae", max_steps=max_steps, batch_size=min(batch_size, len(dataset)), lr=lr, warmup_steps=max_steps // 20,
                       ema_decay=0.0, seed=seed, eval_n=0, sample_n=0, preview_every=0, tensorboard=False)
     tr = VAETrainer(cfg, model, dataset, beta=beta, perceptual_weight=perceptual_weight, device=device, progress=progress).fit()
+    if tr.interrupted:  # a half-trained VAE saved as finished would be reused by the next run without a word
+        raise StopRequested(tr.interrupted, f"the VAE's training stopped at step {tr.step} of {max_steps}; nothing was saved"
+                                            f"{f' to {out}' if out is not None else ''}")
     model = tr.unwrapped.eval()
     est = scale is None
     vae = LatentVAE(model, estimate_scale(model, dataset, seed=seed) if est else scale, out)
@@ -407,7 +414,10 @@ def encode_dataset(vae:LatentVAE, dataset, cache_root=None, batch_size:int=64, p
     image_shape = tuple(dataset[0][0].shape)
     key = hashlib.sha256(f"{vae.weights_hash}|{data_fingerprint(dataset)}|{image_shape}".encode()).hexdigest()[:20]
     path = Path(cache_root or latent_cache_root()) / key
-    if (path / "meta.json").is_file(): return LatentCache(path)
+    if (path / "meta.json").is_file():
+        try: return LatentCache(path)
+        except CheckpointError as e:  # a cache is disposable: encode this entry again rather than stop the run
+            print(f"warning: {str(e).split(' (delete ')[0]}; encoding the data set again", file=sys.stderr)
     shape, dev, n = vae.latent_shape(image_shape), next(vae.parameters()).device, len(dataset)
     old = _with_hflip(dataset, False)
     try:
@@ -446,7 +456,9 @@ def latent_data(c, dataset, out=None, device="cpu", progress:bool=True):
         if out is None or not (Path(out) / "vae" / "config.json").is_file():
             raise ConfigError(f"vae=train: no trained VAE in {Path(out or '.') / 'vae'} (hw5-train --latent --vae train trains one there)")
         spec = Path(out) / "vae"
-    vae = load_vae(spec, c.latent_scale, device)
+    vae = load_vae(spec, c.latent_scale, device, allow_download=c.download)  # c.download: this command line allowed downloads
+    C = dataset[0][0].shape[0]
+    if vae.in_channels != C: raise ConfigError(f"vae={c.vae} encodes {vae.in_channels}-channel images, but {c.data} has {C} channel(s)")
     cache = encode_dataset(vae, dataset, progress=progress)
     if progress and cache.encoded: print(f"latent: encoded {cache.encoded} images into {cache.path}", file=sys.stderr)
     vae.record = dict(source=str(c.vae), path=str(Path(spec).resolve()) if Path(str(spec)).expanduser().exists() else str(spec),
@@ -457,7 +469,9 @@ def latent_data(c, dataset, out=None, device="cpu", progress:bool=True):
 def prepare_trained_vae(c, out, max_steps:int=None, device="auto", progress:bool=True) -> Path:
     "For `vae=train`: `out/vae`, a VAE trained on the run's data — trained now unless it is there for this data already."
     d, ds = Path(out) / "vae", load_dataset(c)
-    if (d / "config.json").is_file() and _read_json(d / "config.json").get("data") == data_fingerprint(ds): return d
+    if (d / "config.json").is_file():
+        done = _read_json(d / "config.json")
+        if done.get("data") == data_fingerprint(ds) and max_steps in (None, done.get("steps")): return d
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError(f"vae=train under several processes: train the VAE first with one process (hw5-train --latent --vae train --max-steps 1 --out {out})")
     max_steps = max_steps or VAE_STEPS

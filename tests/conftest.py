@@ -1,6 +1,12 @@
-import os, subprocess, sys
+import atexit, os, shutil, subprocess, sys, tempfile
 from pathlib import Path
 import pytest
+
+# Tests never read or write the user's ~/.cache/hw5_diffusion: caches and data of their own, set before any test imports
+# hw5_diffusion (which reads them at import) and inherited by every command a test starts.
+_CACHE = tempfile.mkdtemp(prefix="hw5-test-cache-")
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+os.environ.update(HW5_CACHE=_CACHE, HW5_DATA=os.path.join(_CACHE, "data"))
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

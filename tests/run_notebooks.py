@@ -2,7 +2,7 @@
 including those nbdev_test skips (`#| eval: false`, `#| cuda`, `#| slow`), which must then run or say why they skip.
 `IN_TEST=1` (the small configuration) unless `--full`. Afterwards the working tree must be as it was: no cell may
 write into the package or the repository. Usage: python tests/run_notebooks.py [--full] [--workers N] [NOTEBOOK ...]"""
-import argparse, os, subprocess, sys, time
+import argparse, os, subprocess, sys, tempfile, time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 import nbformat
@@ -19,7 +19,9 @@ def run_one(path: str, full: bool, timeout: int) -> tuple:
     "(notebook, seconds, error or None): one notebook in a fresh kernel, started in nbs/."
     os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     if full: os.environ.pop("IN_TEST", None)
-    else: os.environ["IN_TEST"] = "1"
+    else:  # a test run: caches of its own, never the user's ~/.cache/hw5_diffusion
+        os.environ["IN_TEST"] = "1"
+        os.environ.setdefault("HW5_CACHE", os.path.join(tempfile.gettempdir(), f"hw5-nb-cache-{os.getuid()}"))
     nb = nbformat.read(path, as_version=4)
     t0 = time.perf_counter()
     try:

@@ -74,7 +74,7 @@ def test_sample_missing_and_broken_checkpoints(tiny_ckpt, tmp_path):
     (["--lr", "0"], "--lr: must be > 0"),
     (["--batch-size", "5000"], "larger than the data set (1437 images)"),
     (["--resolution", "10"], "sample_size 10 must be divisible"),
-    (["--data", "cifar10"], "pass download=True, or --download"),
+    (["--data", "cifar10"], "pass download=True, or --allow-download"),
 ])
 def test_train_bad_input(tmp_path, args, msg):
     _fails(["hw5-train", "--out", tmp_path / "o", *args], msg)
