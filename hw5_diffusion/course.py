@@ -37,19 +37,22 @@ STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 def part_label(p:Part) -> str: return f"part {p.name} ({p.points} points)"
 
 # %% ../nbs/00_course.ipynb #89774ae4
+def _chain(e:BaseException) -> list:
+    "`e` and the exceptions behind it (`raise ... from`, or raised while handling)."
+    out = []
+    while e is not None and all(e is not x for x in out): out.append(e); e = e.__cause__ or e.__context__
+    return out
+
 def stub_part(e:BaseException):
     "The part (a `Part`, or the function's name for a stub of no part) whose unwritten stub raised `e` or its cause, else None."
-    seen = set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, NotImplementedError) and (tb := e.__traceback__) is not None:
+    for x in _chain(e):
+        if isinstance(x, NotImplementedError) and (tb := x.__traceback__) is not None:
             while tb.tb_next is not None: tb = tb.tb_next
             code, n = tb.tb_frame.f_code, tb.tb_lineno
             line = lambda i: linecache.getline(code.co_filename, i).strip()
             if line(n).startswith("raise NotImplementedError") and line(n - 1) == STUB[0]:
                 qual = getattr(code, "co_qualname", code.co_name)
                 return next((p for p in PARTS if qual in p.code), qual)
-        e = e.__cause__ or e.__context__
     return None
 
 def run_source(src:str, filename:str, ns:dict=None) -> dict:
@@ -78,13 +81,16 @@ def unwritten(e:BaseException) -> str:
     "Why `e` is 'a part is not written yet' (the part's label), or None for a real error."
     p = stub_part(e)
     if p is not None: return part_label(p) if isinstance(p, Part) else f"`{p}` (a stub)"
-    if isinstance(e, NameError) and getattr(e, "name", None) in _waiting: return _waiting[e.name]
+    for x in _chain(e):      # a name a skipped cell would have bound, also behind what it caused (test_fail's AssertionError)
+        if isinstance(x, NameError) and getattr(x, "name", None) in _waiting: return _waiting[x.name]
     return None
 
-def skipped(e:BaseException, names) -> bool:
-    "For a cell that raised `e`: say in one line that it skips, and remember that `names` wait too; False for a real error."
+def skipped(e:BaseException, names, ns:dict=None) -> bool:
+    "For a cell that raised `e`: say in one line that it skips, remove `names` from `ns` and remember that they wait too; False for a real error."
     why = unwritten(e)
     if why is None: return False
+    for n in names:      # a skipped cell binds nothing: a half-made or an older value would mislead the cells below
+        if ns is not None: ns.pop(n, None)
     _waiting.update(dict.fromkeys(names, why))
     print(f"{why} is not written yet: this cell needs it; skipped")
     return True
@@ -95,12 +101,12 @@ def defined(names):
 
 # %% ../nbs/00_course.ipynb #e5970617
 class guard:
-    "The context manager `SkipUnwritten` puts around a cell that binds `names`."
-    def __init__(self, names): self.names = names
+    "The context manager `SkipUnwritten` puts around a cell that binds `names` (in the namespace of the code that makes it)."
+    def __init__(self, names): self.names, self.ns = names, sys._getframe(1).f_globals
     def __enter__(self): return self
     def __exit__(self, typ, e, tb):
         if e is None: defined(self.names)
-        return e is not None and skipped(e, self.names)     # False: the exception goes on, its traceback untouched
+        return e is not None and skipped(e, self.names, self.ns)   # False: the exception goes on, its traceback untouched
 
 class SkipUnwritten(ast.NodeTransformer):
     "An IPython AST transformer: a cell that needs an unwritten part prints one line and succeeds (see above)."
