@@ -109,6 +109,7 @@ def run_checks(a) -> int:
     cells = graded_cells(nbs)
     for note in _stale(nbs, cells, parts): print(f"note: {note}")
     rows = [(p, *(run_graded(cells[p.name]) if p.name in cells else (False, f"no graded cell in {nbs}/{p.chapter}.ipynb"))) for p in parts]
+    rows = [(p, ok, f"{why}: {p.what} ({p.chapter})" if why == "not written yet" else why) for p, ok, why in rows]
     w = max(len(p.name) for p in parts)
     print(f"{'part':{w}}  points  passes  what to look at")
     for p, ok, why in rows: print(f"{p.name:{w}}  {p.points:6d}  {'yes' if ok else 'no':6s}  {why}")
