@@ -50,7 +50,7 @@ def stub_part(e:BaseException):
             while tb.tb_next is not None: tb = tb.tb_next
             code, n = tb.tb_frame.f_code, tb.tb_lineno
             line = lambda i: linecache.getline(code.co_filename, i).strip()
-            if line(n).startswith("raise NotImplementedError") and line(n - 1) == STUB[0]:
+            if line(n).startswith("raise NotImplementedError") and (line(n - 1) == STUB[0] or str(x).split(" ")[0] in PART):
                 qual = getattr(code, "co_qualname", code.co_name)
                 return next((p for p in PARTS if qual in p.code), qual)
     return None
