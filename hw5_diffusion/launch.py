@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['COMMANDS', 'HELP_FILE', 'HELP_COLUMNS', 'train', 'sample', 'evaluate', 'tables', 'export', 'grade', 'release',
-           'command', 'source_hash', 'live_help', 'write_help', 'stored_help', 'launch']
+           'check', 'command', 'source_hash', 'live_help', 'write_help', 'stored_help', 'launch']
 
 # %% ../nbs/15_launch.ipynb #f4b55f6b
 import hashlib, importlib, json, os, sys
@@ -16,7 +16,8 @@ import hw5_diffusion
 COMMANDS = {"hw5-train": ("cli", "train_parser", "train_main"), "hw5-sample": ("cli", "sample_parser", "sample_main"),
             "hw5-eval": ("cli", "eval_parser", "eval_main"), "hw5-tables": ("results", "tables_parser", "tables_main"),
             "hw5-export": ("interop", "export_parser", "export_main"), "hw5-grade": ("grading", "grade_parser", "grade_main"),
-            "hw5-release": ("grading", "release_parser", "release_main")}
+            "hw5-release": ("grading", "release_parser", "release_main"),
+            "hw5-check": ("check", "check_parser", "check_main")}
 
 def command(prog:str, part:str):
     "The parser-building or main function of `prog` (`part`: 'parser' or 'main'), importing its chapter's module now."
@@ -74,4 +75,4 @@ def launch(prog:str, argv=None):
         return 0
     return command(prog, "main")(argv)
 
-train, sample, evaluate, tables, export, grade, release = (partial(launch, prog) for prog in COMMANDS)
+train, sample, evaluate, tables, export, grade, release, check = (partial(launch, prog) for prog in COMMANDS)

@@ -1,0 +1,152 @@
+"""The student's week with nothing written yet: the release's chapters run to their last cell through a kernel (Run All
+goes on past unwritten parts), `hw5-check` reports every part in one table, and grade ids are unique across the course."""
+import json, os, re, shutil, sys
+from pathlib import Path
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from conftest import ROOT, BIN, run
+from hw5_diffusion.course import PARTS, PART
+
+STUBBED = ["01_forward", "02_unet", "03_ddpm", "04_ddim", "05_checkpoints", "06_training", "07_evaluation", "08_latent",
+           "09_cfg", "10_advanced"]
+
+
+def notebooks(nbs: Path) -> dict:
+    return {p.stem: json.loads(p.read_text()) for p in sorted(nbs.glob("[0-9][0-9]_*.ipynb"))}
+
+
+def nbgrader_cells(nb: dict):
+    return [c for c in nb["cells"] if c.get("metadata", {}).get("nbgrader")]
+
+
+def test_grade_ids_are_unique_across_the_course():
+    "nbgrader's generate_assignment rejects a course whose cells share a grade id."
+    ids = [c["metadata"]["nbgrader"]["grade_id"] for nb in notebooks(ROOT / "nbs").values() for c in nbgrader_cells(nb)]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    assert not dup, f"grade ids used twice: {dup}"
+
+
+def test_every_part_has_one_graded_cell_that_reports_through_check():
+    "Each part: one graded cell, in its chapter, worth its points, its checks inside `with check(part)`."
+    found = {}
+    for name, nb in notebooks(ROOT / "nbs").items():
+        for c in nbgrader_cells(nb):
+            m = c["metadata"]["nbgrader"]
+            if not m.get("grade") or m.get("solution"): continue
+            part = re.search(r'with check\("([\w.]+)"\):', "".join(c["source"])).group(1)
+            assert part not in found, f"{part} has two graded cells"
+            found[part] = (name, m["points"])
+    assert found == {p.name: (p.chapter, p.points) for p in PARTS}
+
+
+def test_core_parts_come_before_advanced_ones_in_each_chapter():
+    "Within a chapter, an advanced part's graded cell comes after every core part's."
+    for name, nb in notebooks(ROOT / "nbs").items():
+        order = [re.search(r'with check\("([\w.]+)"\)', "".join(c["source"])).group(1) for c in nbgrader_cells(nb)
+                 if c["metadata"]["nbgrader"].get("grade") and not c["metadata"]["nbgrader"].get("solution")]
+        cats = [PART[p].category == "advanced" for p in order]
+        assert cats == sorted(cats), f"{name}: {order}"
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    "The student edition, its package exported by nbdev there, as a student's `nbdev_export` builds it."
+    out = tmp_path_factory.mktemp("course") / "release"
+    run(["hw5-release", "--out", out])
+    run([BIN / "nbdev_export"], cwd=out)
+    assert "raise NotImplementedError()" in (out / "hw5_diffusion" / "forward.py").read_text()
+    return out
+
+
+def student_env(release: Path, tmp_path: Path) -> dict:
+    "The student's package first on the path, the chapters' small sizes, a cache of the test's own."
+    return {"PYTHONPATH": str(release), "IN_TEST": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "HW5_CACHE": str(tmp_path / "cache")}
+
+
+def test_nothing_written_runs_every_chapter_to_its_last_cell(release, tmp_path, monkeypatch):
+    """Run All, as JupyterLab runs it (stop at the first error), on each chapter that needs a part: every code cell
+    runs, and the cells that need an unwritten part say so in one line."""
+    for k, v in student_env(release, tmp_path).items(): monkeypatch.setenv(k, v)
+    report = {}
+    for name in STUBBED:
+        path = release / "nbs" / f"{name}.ipynb"
+        nb = nbformat.read(path, as_version=4)
+        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        ran = sum(c.get("execution_count") is not None for c in code)
+        text = "".join(o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream")
+        report[name] = (ran, len(code), text.count("is not written yet: this cell needs it; skipped"), text.count("✗ part "))
+    print(report)
+    assert all(ran == n for ran, n, _, _ in report.values()), report
+    graded = {p.chapter for p in PARTS}
+    assert all((skips > 0) == (name in graded or name == "10_advanced") for name, (_, _, skips, _) in report.items()), report
+    assert {name: fails for name, (_, _, _, fails) in report.items() if fails} == \
+        {ch: sum(p.chapter == ch for p in PARTS) for ch in graded}, report
+
+
+def hw5_check(release: Path, tmp_path: Path, *args):
+    return run(["hw5-check", *args], check=False, cwd=release, env=student_env(release, tmp_path))
+
+
+def test_hw5_check_with_nothing_written(release, tmp_path):
+    "Every part listed as not written, in one table, no traceback, exit status 1."
+    p = hw5_check(release, tmp_path)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "Traceback" not in p.stdout + p.stderr
+    lines = p.stdout.splitlines()
+    assert [l.split()[0] for l in lines] == ["part", *PART, "total"]
+    for part in PARTS:
+        row = next(l for l in lines if l.startswith(part.name + " "))
+        assert row.split()[1:3] == [str(part.points), "no"] and "not written yet" in row, row
+    assert lines[-1].split()[1] == "0/100"
+
+
+def test_hw5_check_after_solving_chapter_01(release, tmp_path):
+    "A student who wrote 01_forward's parts (the reference's cells, put into their notebook) sees those three pass."
+    mine = tmp_path / "student"
+    shutil.copytree(release, mine, ignore=shutil.ignore_patterns("__pycache__"))
+    ref = {c["id"]: c for c in json.loads((ROOT / "nbs" / "01_forward.ipynb").read_text())["cells"]}
+    nb = json.loads((mine / "nbs" / "01_forward.ipynb").read_text())
+    nb["cells"] = [ref[c["id"]] if c.get("metadata", {}).get("nbgrader", {}).get("solution") else c for c in nb["cells"]]
+    (mine / "nbs" / "01_forward.ipynb").write_text(json.dumps(nb, indent=1, ensure_ascii=False))
+    run([BIN / "nbdev_export"], cwd=mine)
+    p = hw5_check(mine, tmp_path, "01", "ddpm.loss")
+    rows = {l.split()[0]: l for l in p.stdout.splitlines()}
+    assert p.returncode == 1
+    assert [rows[n].split()[2] for n in ("ddpm.q_sample", "ddpm.q_posterior", "advanced.cosine_schedule", "ddpm.loss")] == ["yes"] * 3 + ["no"]
+    assert rows["total"].split()[1] == "17/21"
+
+
+def test_hw5_check_with_the_reference_solutions(tmp_path):
+    "This repository's own package: every part passes, exit status 0."
+    p = run(["hw5-check"], check=False, cwd=ROOT, env={"OMP_NUM_THREADS": "1", "HW5_CACHE": str(tmp_path / "cache")})
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert not p.stdout.startswith("note:"), p.stdout          # the package is exported from these notebooks
+    rows = {l.split()[0]: l.split() for l in p.stdout.splitlines()}
+    assert all(rows[part.name][2] == "yes" for part in PARTS), p.stdout
+    assert rows["total"][1] == "100/100"
+
+
+def test_hw5_check_bad_part_is_one_line_and_exit_2(tmp_path):
+    p = run(["hw5-check", "ddpm.qsample"], check=False, cwd=ROOT)
+    assert p.returncode == 2 and p.stdout == "" and len(p.stderr.strip().splitlines()) == 1
+    assert "no part or chapter 'ddpm.qsample'" in p.stderr
+
+
+def test_a_real_error_still_stops_run_all(tmp_path):
+    "In a kernel, a cell that needs an unwritten part skips, and a later real error keeps its traceback and stops Run All."
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in [
+        "from hw5_diffusion.course import skip_unwritten, check\nskip_unwritten(get_ipython())",
+        "def guide(c, u, s):\n    # YOUR CODE HERE\n    raise NotImplementedError()",
+        "eps = guide(1, 0, 2)", "print(eps)",
+        "with check('cfg.guidance'):\n    assert guide(1, 0, 2) == 2",
+        "def mine():\n    return {}['missing']\nmine()", "print('not reached')"]])
+    with pytest.raises(Exception) as e:
+        NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    out = [[o for o in c.outputs] for c in nb.cells]
+    assert out[2][0]["text"] == out[3][0]["text"] == "part cfg.guidance (5 points) is not written yet: this cell needs it; skipped\n"
+    assert (out[4][0]["name"], out[4][0]["text"]) == ("stderr", "✗ part cfg.guidance (5 points): not written yet\n")
+    assert out[5][0]["ename"] == "KeyError" and any("line 3" in l for l in out[5][0]["traceback"])
+    assert out[6] == [] and "KeyError" in str(e.value)
