@@ -22,7 +22,7 @@ __all__ = ['Part', 'PARTS', 'PART', 'RUBRIC', 'SOLUTION', 'HIDDEN', 'STUB', 'PKG
            'time_bound', 'grade_parts', 'feedback_markdown', 'grade_submission', 'grade_parser', 'grade', 'grade_main',
            'release_parser', 'release', 'release_main']
 
-# %% ../nbs/14_grading.ipynb #b0cc3565
+# %% ../nbs/14_grading.ipynb #ad37cd6f
 import builtins, ctypes, inspect, json, math, os, re, resource, shutil, signal, site, subprocess, sys, tempfile, textwrap, time
 from collections import namedtuple
 from pathlib import Path
@@ -37,7 +37,7 @@ from .unet import ResBlock, timestep_embedding
 from .ddpm import cosine_lr_lambda, step_batch, step_noise
 from .latent import KLAutoencoder
 
-# %% ../nbs/14_grading.ipynb #020f7243
+# %% ../nbs/14_grading.ipynb #efae141d
 Part = namedtuple("Part", "name category chapter points what regions")
 
 PARTS = [
@@ -66,7 +66,7 @@ def parts_table(visible:dict=None) -> str:
     rows += [f"| `{p.name}` | `{p.chapter}` | {p.points} | {p.what} |" for p in PARTS]
     return "\n".join(rows + [f"| **total** | | **{sum(p.points for p in PARTS)}** | |"])
 
-# %% ../nbs/14_grading.ipynb #bcc57f3f
+# %% ../nbs/14_grading.ipynb #739b204e
 SOLUTION = ("### BEGIN SOLUTION", "### END SOLUTION")
 HIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
@@ -120,7 +120,7 @@ def solution_regions(lines) -> dict:
         out[(q, sum(k[0] == q for k in out))] = (a, b)
     return out
 
-# %% ../nbs/14_grading.ipynb #8f9fad08
+# %% ../nbs/14_grading.ipynb #b4ec449c
 PKG = Path(__file__).resolve().parent if "__file__" in globals() else None   # the course's package (the grader's own)
 def _find_root(start:Path) -> Path:
     "The checkout holding `start`: the nearest folder upwards with a settings.ini."
@@ -160,7 +160,7 @@ def release_settings(text:str) -> str:
     "settings.ini for the student package: without the grader's console scripts."
     return "\n".join(l for l in text.split("\n") if "hw5_diffusion.grading:" not in l and "launch:grade" not in l and "launch:release" not in l)
 
-# %% ../nbs/14_grading.ipynb #e921f669
+# %% ../nbs/14_grading.ipynb #4fff6e11
 STUDENT_README = """# HW5: diffusion models (student edition)
 
 Your package is built from your notebooks: write your code in `nbs/`, then `nbdev_export`.
@@ -212,7 +212,7 @@ def make_release(root:Path=None, out:Path=None) -> Path:
         if f.is_file() and (f.name == "__init__.py" or f.suffix not in (".py", ".pyc")): shutil.copy(f, pkg / f.name)
     return out
 
-# %% ../nbs/14_grading.ipynb #aa8a1e4f
+# %% ../nbs/14_grading.ipynb #6571d7db
 def course_regions(pkg:Path=None) -> dict:
     "{(notebook, qualname, k): (module file name, start, stop)}: where each solution region of the course's package is."
     out = {}
@@ -251,7 +251,7 @@ def submission_notebooks(sub:Path) -> dict:
     if not found: raise GradingInputError(f"no chapter notebooks (NN_name.ipynb) in {nbs}")
     return found
 
-# %% ../nbs/14_grading.ipynb #586c703f
+# %% ../nbs/14_grading.ipynb #29a5ea19
 Build = namedtuple("Build", "part path regions error")   # regions: [(file, first line, last line, qualname)] of the student's lines
 
 def part_build(part:str, notebooks:dict, dest:Path, course:dict=None) -> Build:
@@ -282,7 +282,7 @@ def part_build(part:str, notebooks:dict, dest:Path, course:dict=None) -> Build:
             return Build(part, dest, regions, f"{p.chapter}.ipynb: {type(e).__name__} at {where}")
     return Build(part, dest, regions, None)
 
-# %% ../nbs/14_grading.ipynb #e157282f
+# %% ../nbs/14_grading.ipynb #4d018e1f
 PROBES = {}
 
 def probe(f):
@@ -299,7 +299,7 @@ def _g(seed:int=0): return torch.Generator().manual_seed(seed)
 
 def _weights(I:dict, prefix:str="w.") -> dict: return {k[len(prefix):]: v for k, v in I.items() if k.startswith(prefix)}
 
-# %% ../nbs/14_grading.ipynb #475e81cf
+# %% ../nbs/14_grading.ipynb #fb1a02df
 @probe
 def p_q_sample(I, a):
     return {"xt": _m("forward").NoiseSchedule(10).q_sample(I["x0"], a["t"] if "t" in a else I["t"], I["eps"])}
@@ -408,12 +408,15 @@ def p_fid(I, a):
     f = _m("evaluation").fid_from_features
     return {"fid": torch.tensor([float(f(I["a"], I["b"])), float(f(I["m"].numpy(), I["m2"].numpy())), float(f(I["c"], 3 * I["c"]))], dtype=torch.float64)}
 
-# %% ../nbs/14_grading.ipynb #e25f0935
+# %% ../nbs/14_grading.ipynb #b3c1d9f0
 RUNNER_HEAD = '''"""hw5-grade's runner, written for one part: calls the student's functions on the inputs, writes the outputs."""
 import json, os, sys
 _BUILD, _WORK = sys.argv[1], sys.argv[2]
 with open(os.path.join(_WORK, "part.json")) as _f: _CFG = json.load(_f)
 sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__ and "hw5" not in repr(f)]
+for _d in _CFG["path"]:        # the editable install's finder module of the course: not importable here
+    for _n in (os.listdir(_d) if os.path.isdir(_d) else []):
+        if _n.startswith("__editable__") and _n.endswith(".py"): sys.modules[_n[:-3]] = None
 sys.path[:] = [_BUILD] + [p for p in sys.path + _CFG["path"] if p and not os.path.exists(os.path.join(p, "hw5_diffusion"))]  # no other hw5_diffusion
 import math, traceback
 import torch
@@ -449,7 +452,7 @@ def runner_source() -> str:
     body = "\n\n".join(re.sub(r"^@probe\n", "", textwrap.dedent(inspect.getsource(f))) for f in fns)
     return RUNNER_HEAD + "\n" + body + "\n\nif __name__ == '__main__': _runner_main()\n"
 
-# %% ../nbs/14_grading.ipynb #e9f041ae
+# %% ../nbs/14_grading.ipynb #74ec74df
 Hidden = namedtuple("Hidden", "name probe args inputs check")
 TESTS = {p.name: [] for p in PARTS}
 
@@ -474,7 +477,7 @@ def _betas(T:int): return torch.linspace(1e-4, 0.02, T, dtype=torch.float64)
 def _abar(T:int): return torch.cumprod(1 - _betas(T), 0)
 def _col(v, n:int=4): return torch.as_tensor(v).reshape(-1, *([1] * (n - 1)))
 
-# %% ../nbs/14_grading.ipynb #c1f11e8d
+# %% ../nbs/14_grading.ipynb #8d998c8d
 def _qs_inputs(): return {"x0": _r(3, 1, 3, 3, seed=1), "eps": _r(3, 1, 3, 3, seed=2), "t": torch.tensor([0, 4, 9])}
 
 @hidden("ddpm.q_sample", p_q_sample, inputs=_qs_inputs)
@@ -536,7 +539,7 @@ def cosine_alpha_bar(O, I):
     f = torch.cos((torch.arange(1, 101, dtype=torch.float64) / 100 + 0.008) / 1.008 * math.pi / 2) ** 2 / math.cos(0.008 / 1.008 * math.pi / 2) ** 2
     _close(O["alpha_bar"][:-1], f[:-1], 1e-6, "ᾱ_t of the cosine schedule", 1e-4)
 
-# %% ../nbs/14_grading.ipynb #e67ade3a
+# %% ../nbs/14_grading.ipynb #be469c21
 def _emb_check(dim:int, kw:dict=None, t=(0, 1, 7, 500)):
     def check(O, I):
         ref = timestep_embedding(I["t"].double(), dim, **(kw or {}))
@@ -571,7 +574,7 @@ _resblock_test("resblock_up", 2, _r(1, 4, 4, 4, seed=7), _r(1, 6, seed=8), updow
 def resblock_identity_at_init(O, I):
     _close(O["y"], I["x"], 1e-6, "a fresh ResBlock(8, 8) (identity: its last conv starts at zero)")
 
-# %% ../nbs/14_grading.ipynb #8845e597
+# %% ../nbs/14_grading.ipynb #fce35d5a
 def _ex(a, t, shape):
     t = torch.as_tensor(t).long()
     return (a[t] if t.ndim else a[t].expand(shape[0])).reshape(-1, *([1] * (len(shape) - 1)))
@@ -660,7 +663,7 @@ def train_passes_labels(O, I):
     if O["labels"].numel() == 0 or (O["labels"] < 0).any(): raise AssertionError("train_ddpm(conditional=True) does not pass the labels to the model")
     _close(O["losses"], _ref_train(conditional=True)[0], 1e-5, "the losses of 4 conditional training steps", 1e-4)
 
-# %% ../nbs/14_grading.ipynb #c4ffe824
+# %% ../nbs/14_grading.ipynb #769aae8f
 def _prev_abar(T:int, n:int, t:int):
     "ᾱ_t and ᾱ of the step visited after t (1 after the last), for `n` leading-spaced steps of T."
     ts = (torch.arange(n) * (T // n)).flip(0).tolist()
@@ -747,7 +750,7 @@ _ddim_test("ddim_sample_prediction_unclipped", 6, 0.0, pt="sample", clip=False, 
 _ddim_test("ddim_v_prediction_unclipped", 4, 0.0, pt="v_prediction", clip=False, what="at t = 4 (prediction_type='v_prediction', clip_sample=False)")
 _ddim_test("ddim_epsilon_unclipped", 7, 0.5, pt="epsilon", clip=False, what="at t = 7, η = 0.5 (clip_sample=False)")
 
-# %% ../nbs/14_grading.ipynb #2f44ee88
+# %% ../nbs/14_grading.ipynb #16d4a109
 @hidden("vae.reparameterization", p_reparam, inputs=lambda: {"mean": _r(2, 3, 4, 4, seed=1), "logvar": _r(2, 3, 4, 4, seed=2)})
 def reparameterized_sample(O, I):
     _close(O["z"], I["mean"] + (0.5 * I["logvar"]).exp() * torch.randn(I["mean"].shape, generator=_g(3)), 1e-5, "sample()", 1e-5)
@@ -843,7 +846,7 @@ def fid_of_a_covariance_change(O, I):
     ref = _tf_fid(I["c"], 3 * I["c"])
     _close(O["fid"][2:3], torch.tensor([ref]), 1e-5 * ref, "FID of a set and the set × 3")
 
-# %% ../nbs/14_grading.ipynb #69f85419
+# %% ../nbs/14_grading.ipynb #c46d1ff5
 MEMORY_LIMIT = 8 * 2 ** 30   # bytes of address space per part: torch's CPU import and the probes need about 2 GiB
 KILL_GRACE = 5.0             # seconds a part may need beyond --timeout to be killed and its results read
 
@@ -854,7 +857,7 @@ def _limit_memory():
 
 def bwrap_command(build:Path, work:Path) -> list:
     "bubblewrap's arguments for a part: a new namespace of everything (no network), read-only system and Python, a private /tmp."
-    exe = shutil.which("bwrap") or next((p for p in ("/usr/bin/bwrap", "/bin/bwrap") if os.access(p, os.X_OK)), None)
+    exe = shutil.which("bwrap")
     if not exe: raise GradingInputError("--sandbox needs bubblewrap (bwrap), which is not installed: apt-get install bubblewrap (or make sandbox)")
     a = [exe, "--unshare-all", "--die-with-parent", "--new-session", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for d in ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives"):
@@ -883,7 +886,7 @@ def start_part(build:Build, work:Path, sandbox:bool=False) -> Job:
                             start_new_session=True, preexec_fn=_limit_memory)
     return Job(build.part, build, work, inputs, proc, time.monotonic())
 
-# %% ../nbs/14_grading.ipynb #753f4e6f
+# %% ../nbs/14_grading.ipynb #770ee905
 PR_SET_CHILD_SUBREAPER = 36
 
 def become_subreaper() -> bool:
@@ -933,7 +936,7 @@ def stop_part(job:Job):
     except (ProcessLookupError, PermissionError): pass
     job.proc.wait()
 
-# %% ../nbs/14_grading.ipynb #7179a56d
+# %% ../nbs/14_grading.ipynb #878291be
 BUILTIN_ERRORS = {n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)}
 
 def _raised(part:str, st) -> str:
@@ -967,7 +970,7 @@ def score_part(job:Job, timed_out:float=None) -> dict:
     pts = PART[job.part].points
     return {"score": round(pts * (len(tests) - len(failed)) / len(tests), 2), "max": pts, "failed": failed}
 
-# %% ../nbs/14_grading.ipynb #360c86b3
+# %% ../nbs/14_grading.ipynb #bdac4563
 def time_bound(n_parts:int, timeout:float, jobs:int=2) -> float:
     "The most seconds the parts of a submission can take (after their builds): ⌈n / jobs⌉ rounds of timeout + the kill grace."
     return math.ceil(n_parts / jobs) * (timeout + KILL_GRACE)
@@ -1023,7 +1026,7 @@ def grade_submission(sub, out=None, parts=None, timeout:float=60.0, sandbox:bool
     _write_atomic(out / "feedback.md", feedback_markdown(g, sub.resolve().name))
     return {**g, "_seconds": seconds}
 
-# %% ../nbs/14_grading.ipynb #ad3ecab7
+# %% ../nbs/14_grading.ipynb #4fc33edb
 def grade_parser():
     p = CLIParser(prog="hw5-grade", description=(
         "Grade a folder of a student's notebooks; grades.json and feedback.md go into it (or --out). "
