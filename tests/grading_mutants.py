@@ -115,9 +115,9 @@ CORRECT = [
            "return torch.lerp(uncond, cond, scale)",
            "return uncond + scale * (cond - uncond)",
            "cfg.guidance"),
-    Mutant("reparameterisation with the std from logvar", "08_latent",
+    Mutant("reparameterisation with addcmul", "08_latent",
            "return self.mean + self.std * eps",
-           "return self.mean + torch.exp(0.5 * self.logvar) * eps",
+           "return torch.addcmul(self.mean, self.std, eps)",
            "vae.reparameterization"),
 ]
 

@@ -136,8 +136,8 @@ def test_bugs_the_old_tests_missed_cost_exactly_their_parts(tmp_path):
     lost = {k for k, s in scores(g).items() if s < FULL[k]}
     assert lost == {m.part for m in MUTANTS_2}, scores(g)
     fb = (tmp_path / "feedback.md").read_text()
-    assert "raises TypeError at line 1 of your code in `model_log_variance` (03_ddpm.ipynb)" in fb, fb
-    assert "ddpm_loss of a class-conditional model is off by" in fb and "ddim_sample_prediction_unclipped" in fb and "ddpm_step_learned" in fb
+    assert "raises TypeError at line 2 of your code in `model_log_variance` (03_ddpm.ipynb)" in fb, fb
+    assert "`loss_passes_the_labels`: raises AttributeError at line 2 of your code in `ddpm_loss`" in fb and "ddim_sample_prediction_unclipped" in fb and "ddpm_step_learned" in fb
 
 
 def test_correct_solutions_written_otherwise_score_full_marks(tmp_path):
