@@ -17,7 +17,7 @@ def main():
     ap.add_argument("--submission", default=str(ROOT / "nbs"))
     ap.add_argument("--no-append", action="store_true")
     a = ap.parse_args()
-    code = ("import json, sys; from hw5_diffusion.grading import grade_submission\n"
+    code = ("import json, sys; from hw5_diffusion.autograder import grade_submission\n"
             "g = grade_submission(sys.argv[1], sys.argv[2]); print(json.dumps(g))")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     load = os.getloadavg()[0]

@@ -11,9 +11,10 @@ from conftest import ROOT, run
 from grading_mutants import MUTANTS, MUTANTS_2, CORRECT, Mutant, patch
 
 sys.path.insert(0, str(ROOT))
-from hw5_diffusion.grading import PARTS, SOLUTION, chapter_notebooks, make_release, solution_lines, _regions, part_build, submission_notebooks, course_regions
+from hw5_diffusion.grading import PARTS, SOLUTION, chapter_notebooks, solution_lines, _regions, part_build, submission_notebooks, course_regions
+from hw5_diffusion.release import make_release
 
-GRADE = [sys.executable, "-c", "from hw5_diffusion.grading import grade_main; grade_main()"]
+GRADE = [sys.executable, "-c", "from hw5_diffusion.autograder import grade_main; grade_main()"]
 ENV = {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
 FULL = {p.name: p.points for p in PARTS}
 
@@ -97,7 +98,7 @@ def test_release_builds_a_package_that_imports(release, tmp_path):
 
 def test_release_refuses_a_folder_of_other_work(tmp_path):
     "hw5-release --out replaces an earlier release or an empty folder, and refuses (exit 2, nothing deleted) anything else."
-    rel = [sys.executable, "-c", "from hw5_diffusion.grading import release_main; release_main()"]
+    rel = [sys.executable, "-c", "from hw5_diffusion.release import release_main; release_main()"]
     (tmp_path / "d").mkdir(); (tmp_path / "d" / "thesis.tex").write_text("x")
     (tmp_path / "f").write_text("y")
     for out in ("d", "f"):
