@@ -12,7 +12,7 @@ __all__ = ['Hidden', 'TESTS', 'hidden', 'q_sample_batched_t', 'q_sample_scalar_t
            'drops_nothing_at_p0_and_all_at_p1', 'reproducible_per_step', 'guide_extrapolates', 'guide_endpoints',
            'guided_model', 'fid_matches_torch_fidelity', 'fid_of_a_mean_shift', 'fid_of_a_covariance_change']
 
-# %% ../nbs/16_grading_checks.ipynb #d85f2f70
+# %% ../nbs/16_grading_checks.ipynb #e8424e63
 import math
 from collections import namedtuple
 import torch
@@ -25,7 +25,7 @@ from .latent import KLAutoencoder
 from .grading import (PARTS, _g, p_q_sample, p_q_posterior, p_cosine, p_embedding, p_resblock, p_loss, p_train, p_ddpm_step,
                                    p_ddim_step, p_log_variance, p_reparam, p_latent_scaling, p_label_drop, p_guide, p_fid)
 
-# %% ../nbs/16_grading_checks.ipynb #604e3233
+# %% ../nbs/16_grading_checks.ipynb #fefdd463
 Hidden = namedtuple("Hidden", "name probe args inputs check")
 TESTS = {p.name: [] for p in PARTS}
 
@@ -50,7 +50,7 @@ def _betas(T:int): return torch.linspace(1e-4, 0.02, T, dtype=torch.float64)
 def _abar(T:int): return torch.cumprod(1 - _betas(T), 0)
 def _col(v, n:int=4): return torch.as_tensor(v).reshape(-1, *([1] * (n - 1)))
 
-# %% ../nbs/16_grading_checks.ipynb #a366b339
+# %% ../nbs/16_grading_checks.ipynb #eae879fd
 def _qs_inputs(): return {"x0": _r(3, 1, 3, 3, seed=1), "eps": _r(3, 1, 3, 3, seed=2), "t": torch.tensor([0, 4, 9])}
 
 @hidden("ddpm.q_sample", p_q_sample, inputs=_qs_inputs)
@@ -112,7 +112,7 @@ def cosine_alpha_bar(O, I):
     f = torch.cos((torch.arange(1, 101, dtype=torch.float64) / 100 + 0.008) / 1.008 * math.pi / 2) ** 2 / math.cos(0.008 / 1.008 * math.pi / 2) ** 2
     _close(O["alpha_bar"][:-1], f[:-1], 1e-6, "ᾱ_t of the cosine schedule", 1e-4)
 
-# %% ../nbs/16_grading_checks.ipynb #1d6716a7
+# %% ../nbs/16_grading_checks.ipynb #f3199f50
 def _emb_check(dim:int, kw:dict=None, t=(0, 1, 7, 500)):
     def check(O, I):
         ref = timestep_embedding(I["t"].double(), dim, **(kw or {}))
@@ -147,7 +147,7 @@ _resblock_test("resblock_up", 2, _r(1, 4, 4, 4, seed=7), _r(1, 6, seed=8), updow
 def resblock_identity_at_init(O, I):
     _close(O["y"], I["x"], 1e-6, "a fresh ResBlock(8, 8) (identity: its last conv starts at zero)")
 
-# %% ../nbs/16_grading_checks.ipynb #27ac53d2
+# %% ../nbs/16_grading_checks.ipynb #fd502006
 def _ex(a, t, shape):
     t = torch.as_tensor(t).long()
     return (a[t] if t.ndim else a[t].expand(shape[0])).reshape(-1, *([1] * (len(shape) - 1)))
@@ -164,7 +164,6 @@ def _ref_ddpm_loss(model, x0, y=None, generator=None, t=None, noise=None, predic
 def _toy(x, t, y=None):
     out = 0.5 * x + torch.as_tensor(t).double().reshape(-1, 1, 1, 1) / 10
     return out if y is None else out * (y.double().reshape(-1, 1, 1, 1) + 1)
-
 def _loss_inputs(seed:int, t, y=None):
     return lambda: {"x0": _r(3, 1, 4, 4, seed=seed), "noise": _r(3, 1, 4, 4, seed=seed + 1), "t": torch.tensor(t), **({"y": torch.tensor(y)} if y else {})}
 
@@ -186,7 +185,6 @@ def loss_draws_t_and_noise(O, I):
     _close(O["loss"], _ref_ddpm_loss(_toy, I["x0"], generator=_g(9)), 1e-6, "ddpm_loss with a generator (t, then ε)", 1e-5)
 
 def _lin(): torch.manual_seed(0); return nn.Conv2d(1, 1, 1)
-
 @hidden("ddpm.loss", p_loss, {"grad": True}, lambda: {"x0": _r(2, 1, 3, 3, seed=6), "noise": _r(2, 1, 3, 3, seed=7), "t": torch.tensor([2, 3]),
                                                       **{"w." + k: v for k, v in _lin().state_dict().items()}})
 def loss_has_gradient(O, I):
@@ -198,9 +196,7 @@ class _TrainToy(nn.Module):
     def __init__(self):
         super().__init__(); self.conv = nn.Conv2d(1, 1, 3, padding=1)
     def forward(self, x, t, y=None): return self.conv(x) * (1 + t.float().reshape(-1, 1, 1, 1) / 10)
-
 def _train_data(): return [(_r(1, 4, 4, seed=i), i % 3) for i in range(8)]
-
 def _ref_train(grad_clip:float=1.0, conditional:bool=False):
     "Algorithm 1 as `train_ddpm` runs it, written out: the course's batches and noise, AdamW, the cosine learning-rate schedule, clipping."
     torch.manual_seed(0); model, data, s = _TrainToy(), _train_data(), NoiseSchedule(10)
@@ -236,7 +232,7 @@ def train_passes_labels(O, I):
     if O["labels"].numel() == 0 or (O["labels"] < 0).any(): raise AssertionError("train_ddpm(conditional=True) does not pass the labels to the model")
     _close(O["losses"], _ref_train(conditional=True)[0], 1e-5, "the losses of 4 conditional training steps", 1e-4)
 
-# %% ../nbs/16_grading_checks.ipynb #466e9944
+# %% ../nbs/16_grading_checks.ipynb #1cfc047f
 def _prev_abar(T:int, n:int, t:int):
     "ᾱ_t and ᾱ of the step visited after t (1 after the last), for `n` leading-spaced steps of T."
     ts = (torch.arange(n) * (T // n)).flip(0).tolist()
@@ -323,7 +319,7 @@ _ddim_test("ddim_sample_prediction_unclipped", 6, 0.0, pt="sample", clip=False, 
 _ddim_test("ddim_v_prediction_unclipped", 4, 0.0, pt="v_prediction", clip=False, what="at t = 4 (prediction_type='v_prediction', clip_sample=False)")
 _ddim_test("ddim_epsilon_unclipped", 7, 0.5, pt="epsilon", clip=False, what="at t = 7, η = 0.5 (clip_sample=False)")
 
-# %% ../nbs/16_grading_checks.ipynb #035c33a3
+# %% ../nbs/16_grading_checks.ipynb #22e8ad6a
 @hidden("vae.reparameterization", p_reparam, inputs=lambda: {"mean": _r(2, 3, 4, 4, seed=1), "logvar": _r(2, 3, 4, 4, seed=2)})
 def reparameterized_sample(O, I):
     _close(O["z"], I["mean"] + (0.5 * I["logvar"]).exp() * torch.randn(I["mean"].shape, generator=_g(3)), 1e-5, "sample()", 1e-5)
@@ -341,7 +337,6 @@ def deterministic_sample_is_mean(O, I):
 def _tiny_ae():
     torch.manual_seed(0)
     return KLAutoencoder(in_channels=1, ch=8, ch_mult=(1, 2), num_res_blocks=1, z_channels=2).eval()
-
 def _vae_inputs():
     return {"x": torch.rand(2, 1, 8, 8, generator=_g(1)) * 2 - 1, "z": _r(2, 2, 4, 4, seed=4), **{"w." + k: v for k, v in _tiny_ae().state_dict().items()}}
 
@@ -358,7 +353,6 @@ def _enc_sample(ae, I, s):
 _vae_test("encode_scales_the_mean", 0.37, "enc", lambda ae, I, s: s * ae.encode(I["x"]).mean, "encode(x) with scale 0.37")
 _vae_test("encode_scales_a_sample", 2.5, "enc_sample", _enc_sample, "encode(x, sample=True) with scale 2.5")
 _vae_test("decode_unscales", 0.37, "dec", lambda ae, I, s: ae.decode(I["z"] / s).clamp(-1, 1), "decode(z) with scale 0.37")
-_vae_test("decode_unscales_2", 2.5, "dec", lambda ae, I, s: ae.decode(I["z"] / s).clamp(-1, 1), "decode(z) with scale 2.5")
 
 def _bool(O, k:str, n:int):
     if O[k].dtype != torch.bool or tuple(O[k].shape) != (n,): raise AssertionError(f"expected a bool mask of shape ({n},), got {O[k].dtype} {tuple(O[k].shape)}")
@@ -400,7 +394,6 @@ def guided_model(O, I):
 def _tf_fid(a, b):
     from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
     return fid_statistics_to_metric(fid_features_to_statistics(a), fid_features_to_statistics(b), False)["frechet_inception_distance"]
-
 def _fid_inputs():
     a = torch.randn(200, 3, generator=_g(3), dtype=torch.float64)
     return {"a": _r(60, 5, seed=1), "b": 0.5 + 1.5 * _r(80, 5, seed=2), "m": a, "m2": a + torch.tensor([1.0, 2.0, 0.0], dtype=torch.float64), "c": _r(300, 4, seed=4)}
