@@ -209,7 +209,7 @@ def test_help_says_what_code_of_the_student_runs():
     p = run([*GRADE, "--help"], env=ENV)
     text = " ".join(p.stdout.split())
     assert "only the student's solution regions" in text and "module-level code" in text and "Code outside the regions is never run" in text
-    readme = make_release.__globals__["STUDENT_README"]
+    readme = " ".join(make_release.__globals__["STUDENT_README"].replace("*", "").split())
     assert "the grader takes only the lines between them" in readme and "is not graded and not run by the grader" in readme
 
 

@@ -1,7 +1,7 @@
 """Submissions that try to score without a solution (issue 27's table, and more): each cheat is the text of one solution
 region, and gains 0 points. The file-system and network cheats work without `--sandbox` (the grader's threat model
 says so) and gain 0 under it, changing nothing outside the part's own folder."""
-import json, os, socket, sys, uuid
+import json, socket, uuid
 from pathlib import Path
 import pytest
 from conftest import ROOT
