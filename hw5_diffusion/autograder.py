@@ -7,7 +7,7 @@ __all__ = ['MEMORY_LIMIT', 'KILL_GRACE', 'Job', 'PR_SET_CHILD_SUBREAPER', 'BUILT
            'become_subreaper', 'descendants', 'kill_strays', 'stop_part', 'score_part', 'time_bound', 'grade_parts',
            'feedback_markdown', 'grade_submission', 'grade_parser', 'grade', 'grade_main']
 
-# %% ../nbs/17_autograder.ipynb #8bd00256
+# %% ../nbs/17_autograder.ipynb #d450c2c8
 import builtins, ctypes, json, math, os, resource, shutil, signal, site, subprocess, sys, tempfile, time
 from collections import namedtuple
 from pathlib import Path
@@ -16,8 +16,8 @@ from .cli import CLIParser, CLIError, positive_float, run_cli
 from .grading import PART, PARTS, Build, GradingInputError, course_regions, part_build, runner_source, submission_notebooks
 from .grading_checks import TESTS
 
-# %% ../nbs/17_autograder.ipynb #16c2b606
-MEMORY_LIMIT = 8 * 2 ** 30   # bytes of address space per part: torch's CPU import and the probes need about 2 GiB
+# %% ../nbs/17_autograder.ipynb #94354524
+MEMORY_LIMIT = 8 * 2 ** 30   # bytes of address space per part: over twice the ~3.5 GB torch and the course's modules map
 KILL_GRACE = 5.0             # seconds a part may need beyond --timeout to be killed and its results read
 
 def _limit_memory():
@@ -56,7 +56,7 @@ def start_part(build:Build, work:Path, sandbox:bool=False) -> Job:
                             start_new_session=True, preexec_fn=_limit_memory)
     return Job(build.part, build, work, inputs, proc, time.monotonic())
 
-# %% ../nbs/17_autograder.ipynb #58df32f3
+# %% ../nbs/17_autograder.ipynb #b6887773
 PR_SET_CHILD_SUBREAPER = 36
 
 def become_subreaper() -> bool:
@@ -106,7 +106,7 @@ def stop_part(job:Job):
     except (ProcessLookupError, PermissionError): pass
     job.proc.wait()
 
-# %% ../nbs/17_autograder.ipynb #46d39d2d
+# %% ../nbs/17_autograder.ipynb #129ecd6e
 BUILTIN_ERRORS = {n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)}
 
 def _raised(part:str, st) -> str:
@@ -140,7 +140,7 @@ def score_part(job:Job, timed_out:float=None) -> dict:
     pts = PART[job.part].points
     return {"score": round(pts * (len(tests) - len(failed)) / len(tests), 2), "max": pts, "failed": failed}
 
-# %% ../nbs/17_autograder.ipynb #45387059
+# %% ../nbs/17_autograder.ipynb #aaf2f222
 def time_bound(n_parts:int, timeout:float, jobs:int=2) -> float:
     "The most seconds the parts of a submission can take (after their builds): ⌈n / jobs⌉ rounds of timeout + the kill grace."
     return math.ceil(n_parts / jobs) * (timeout + KILL_GRACE)
@@ -196,7 +196,7 @@ def grade_submission(sub, out=None, parts=None, timeout:float=60.0, sandbox:bool
     _write_atomic(out / "feedback.md", feedback_markdown(g, sub.resolve().name))
     return {**g, "_seconds": seconds}
 
-# %% ../nbs/17_autograder.ipynb #59cbaf6d
+# %% ../nbs/17_autograder.ipynb #bc0d218d
 def grade_parser():
     p = CLIParser(prog="hw5-grade", description=(
         "Grade a folder of a student's notebooks; grades.json and feedback.md go into it (or --out). "

@@ -10,7 +10,7 @@ __all__ = ['Part', 'PARTS', 'PART', 'RUBRIC', 'SOLUTION', 'HIDDEN', 'STUB', 'PKG
            'p_train', 'p_ddpm_step', 'p_ddim_step', 'p_log_variance', 'p_reparam', 'p_latent_scaling', 'p_label_drop',
            'p_guide', 'p_fid', 'runner_source']
 
-# %% ../nbs/14_grading.ipynb #814debb5
+# %% ../nbs/14_grading.ipynb #de4a3804
 import inspect, json, os, re, shutil, textwrap, traceback
 from collections import namedtuple
 from pathlib import Path
@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
-# %% ../nbs/14_grading.ipynb #851468ca
+# %% ../nbs/14_grading.ipynb #bfc446c3
 Part = namedtuple("Part", "name category chapter points what regions")
 
 PARTS = [
@@ -47,7 +47,7 @@ def parts_table(visible:dict=None) -> str:
     rows += [f"| `{p.name}` | `{p.chapter}` | {p.points} | {p.what} |" for p in PARTS]
     return "\n".join(rows + [f"| **total** | | **{sum(p.points for p in PARTS)}** | |"])
 
-# %% ../nbs/14_grading.ipynb #1fd791a6
+# %% ../nbs/14_grading.ipynb #aec6fd07
 SOLUTION = ("### BEGIN SOLUTION", "### END SOLUTION")
 HIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
@@ -101,7 +101,7 @@ def solution_regions(lines) -> dict:
         out[(q, sum(k[0] == q for k in out))] = (a, b)
     return out
 
-# %% ../nbs/14_grading.ipynb #85204950
+# %% ../nbs/14_grading.ipynb #90b354c0
 PKG = Path(__file__).resolve().parent if "__file__" in globals() else None   # the course's package (the grader's own)
 def _find_root(start:Path) -> Path:
     "The checkout holding `start`: the nearest folder upwards with a settings.ini."
@@ -127,7 +127,7 @@ def _write_nb(nb:dict, p:Path):
 
 def _src(cell) -> str: return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
 
-# %% ../nbs/14_grading.ipynb #09006792
+# %% ../nbs/14_grading.ipynb #b9cf2351
 def course_regions(pkg:Path=None) -> dict:
     "{(notebook, qualname, k): (module file name, start, stop)}: where each solution region of the course's package is."
     out = {}
@@ -166,7 +166,7 @@ def submission_notebooks(sub:Path) -> dict:
     if not found: raise GradingInputError(f"no chapter notebooks (NN_name.ipynb) in {nbs}")
     return found
 
-# %% ../nbs/14_grading.ipynb #6c987512
+# %% ../nbs/14_grading.ipynb #4816069e
 Build = namedtuple("Build", "part path regions error")   # regions: [(file, first line, last line, qualname)] of the student's lines
 
 def part_build(part:str, notebooks:dict, dest:Path, course:dict=None) -> Build:
@@ -197,7 +197,7 @@ def part_build(part:str, notebooks:dict, dest:Path, course:dict=None) -> Build:
             return Build(part, dest, regions, f"{p.chapter}.ipynb: {type(e).__name__} at {where}")
     return Build(part, dest, regions, None)
 
-# %% ../nbs/14_grading.ipynb #8c07884d
+# %% ../nbs/14_grading.ipynb #e41a3917
 PROBES = {}
 
 def probe(f):
@@ -214,7 +214,7 @@ def _g(seed:int=0): return torch.Generator().manual_seed(seed)
 
 def _weights(I:dict, prefix:str="w.") -> dict: return {k[len(prefix):]: v for k, v in I.items() if k.startswith(prefix)}
 
-# %% ../nbs/14_grading.ipynb #65b4c7f1
+# %% ../nbs/14_grading.ipynb #f5047fa4
 @probe
 def p_q_sample(I, a):
     return {"xt": _m("forward").NoiseSchedule(10).q_sample(I["x0"], a["t"] if "t" in a else I["t"], I["eps"])}
@@ -323,7 +323,7 @@ def p_fid(I, a):
     f = _m("evaluation").fid_from_features
     return {"fid": torch.tensor([float(f(I["a"], I["b"])), float(f(I["m"].numpy(), I["m2"].numpy())), float(f(I["c"], 3 * I["c"]))], dtype=torch.float64)}
 
-# %% ../nbs/14_grading.ipynb #420f6b54
+# %% ../nbs/14_grading.ipynb #aa05525e
 RUNNER_HEAD = '''"""hw5-grade's runner, written for one part: calls the student's functions on the inputs, writes the outputs."""
 import json, os, sys
 _BUILD, _WORK = sys.argv[1], sys.argv[2]

@@ -12,7 +12,7 @@ __all__ = ['Hidden', 'TESTS', 'hidden', 'q_sample_batched_t', 'q_sample_scalar_t
            'drops_nothing_at_p0_and_all_at_p1', 'reproducible_per_step', 'guide_extrapolates', 'guide_endpoints',
            'guided_model', 'fid_matches_torch_fidelity', 'fid_of_a_mean_shift', 'fid_of_a_covariance_change']
 
-# %% ../nbs/16_grading_checks.ipynb #377932ca
+# %% ../nbs/16_grading_checks.ipynb #6080c558
 import math
 from collections import namedtuple
 import torch
@@ -25,7 +25,7 @@ from .latent import KLAutoencoder
 from .grading import (PARTS, _g, p_q_sample, p_q_posterior, p_cosine, p_embedding, p_resblock, p_loss, p_train, p_ddpm_step,
                                    p_ddim_step, p_log_variance, p_reparam, p_latent_scaling, p_label_drop, p_guide, p_fid)
 
-# %% ../nbs/16_grading_checks.ipynb #03d45d5b
+# %% ../nbs/16_grading_checks.ipynb #6cb38a58
 Hidden = namedtuple("Hidden", "name probe args inputs check")
 TESTS = {p.name: [] for p in PARTS}
 
@@ -50,7 +50,7 @@ def _betas(T:int): return torch.linspace(1e-4, 0.02, T, dtype=torch.float64)
 def _abar(T:int): return torch.cumprod(1 - _betas(T), 0)
 def _col(v, n:int=4): return torch.as_tensor(v).reshape(-1, *([1] * (n - 1)))
 
-# %% ../nbs/16_grading_checks.ipynb #b6ae3671
+# %% ../nbs/16_grading_checks.ipynb #e68f01d3
 def _qs_inputs(): return {"x0": _r(3, 1, 3, 3, seed=1), "eps": _r(3, 1, 3, 3, seed=2), "t": torch.tensor([0, 4, 9])}
 
 @hidden("ddpm.q_sample", p_q_sample, inputs=_qs_inputs)
@@ -112,7 +112,7 @@ def cosine_alpha_bar(O, I):
     f = torch.cos((torch.arange(1, 101, dtype=torch.float64) / 100 + 0.008) / 1.008 * math.pi / 2) ** 2 / math.cos(0.008 / 1.008 * math.pi / 2) ** 2
     _close(O["alpha_bar"][:-1], f[:-1], 1e-6, "ᾱ_t of the cosine schedule", 1e-4)
 
-# %% ../nbs/16_grading_checks.ipynb #13e28323
+# %% ../nbs/16_grading_checks.ipynb #765f5706
 def _emb_check(dim:int, kw:dict=None, t=(0, 1, 7, 500)):
     def check(O, I):
         ref = timestep_embedding(I["t"].double(), dim, **(kw or {}))
@@ -147,7 +147,7 @@ _resblock_test("resblock_up", 2, _r(1, 4, 4, 4, seed=7), _r(1, 6, seed=8), updow
 def resblock_identity_at_init(O, I):
     _close(O["y"], I["x"], 1e-6, "a fresh ResBlock(8, 8) (identity: its last conv starts at zero)")
 
-# %% ../nbs/16_grading_checks.ipynb #78260dc4
+# %% ../nbs/16_grading_checks.ipynb #119c5665
 def _ex(a, t, shape):
     t = torch.as_tensor(t).long()
     return (a[t] if t.ndim else a[t].expand(shape[0])).reshape(-1, *([1] * (len(shape) - 1)))
@@ -232,7 +232,7 @@ def train_passes_labels(O, I):
     if O["labels"].numel() == 0 or (O["labels"] < 0).any(): raise AssertionError("train_ddpm(conditional=True) does not pass the labels to the model")
     _close(O["losses"], _ref_train(conditional=True)[0], 1e-5, "the losses of 4 conditional training steps", 1e-4)
 
-# %% ../nbs/16_grading_checks.ipynb #461f9fb9
+# %% ../nbs/16_grading_checks.ipynb #674eaf41
 def _prev_abar(T:int, n:int, t:int):
     "ᾱ_t and ᾱ of the step visited after t (1 after the last), for `n` leading-spaced steps of T."
     ts = (torch.arange(n) * (T // n)).flip(0).tolist()
@@ -319,7 +319,7 @@ _ddim_test("ddim_sample_prediction_unclipped", 6, 0.0, pt="sample", clip=False, 
 _ddim_test("ddim_v_prediction_unclipped", 4, 0.0, pt="v_prediction", clip=False, what="at t = 4 (prediction_type='v_prediction', clip_sample=False)")
 _ddim_test("ddim_epsilon_unclipped", 7, 0.5, pt="epsilon", clip=False, what="at t = 7, η = 0.5 (clip_sample=False)")
 
-# %% ../nbs/16_grading_checks.ipynb #2584880c
+# %% ../nbs/16_grading_checks.ipynb #8923998a
 @hidden("vae.reparameterization", p_reparam, inputs=lambda: {"mean": _r(2, 3, 4, 4, seed=1), "logvar": _r(2, 3, 4, 4, seed=2)})
 def reparameterized_sample(O, I):
     _close(O["z"], I["mean"] + (0.5 * I["logvar"]).exp() * torch.randn(I["mean"].shape, generator=_g(3)), 1e-5, "sample()", 1e-5)

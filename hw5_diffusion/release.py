@@ -6,13 +6,13 @@
 __all__ = ['RELEASE_MARK', 'STUDENT_README', 'student_notebook', 'release_settings', 'make_release', 'release_parser', 'release',
            'release_main']
 
-# %% ../nbs/15_release.ipynb #ab037ed5
+# %% ../nbs/15_release.ipynb #b714144a
 import json, shutil, sys
 from pathlib import Path
 from .cli import CLIParser, CLIError, run_cli
 from .grading import GradingInputError, ROOT, chapter_notebooks, parts_table, student_source, _src, _write_nb
 
-# %% ../nbs/15_release.ipynb #b986f8eb
+# %% ../nbs/15_release.ipynb #df65ba65
 RELEASE_MARK = ".hw5-release"
 
 def student_notebook(nb:dict) -> dict:
@@ -29,7 +29,7 @@ def release_settings(text:str) -> str:
     "settings.ini for the student package: without the grader's console scripts."
     return "\n".join(l for l in text.split("\n") if "hw5_diffusion.grading:" not in l and "launch:grade" not in l and "launch:release" not in l)
 
-# %% ../nbs/15_release.ipynb #188e3dbb
+# %% ../nbs/15_release.ipynb #1840e6d0
 STUDENT_README = """# HW5: diffusion models (student edition)
 
 Your package is built from your notebooks: write your code in `nbs/`, then `nbdev_export`.
@@ -81,7 +81,7 @@ def make_release(root:Path=None, out:Path=None) -> Path:
         if f.is_file() and (f.name == "__init__.py" or f.suffix not in (".py", ".pyc")): shutil.copy(f, pkg / f.name)
     return out
 
-# %% ../nbs/15_release.ipynb #f05632a5
+# %% ../nbs/15_release.ipynb #41a841b1
 def release_parser():
     p = CLIParser(prog="hw5-release", description="Write the student edition (stubbed notebooks, package scaffolding, README) into --out.", examples=[
         ("hw5-release", "the student edition in release/ (what make student runs)"),

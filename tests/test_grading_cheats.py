@@ -139,11 +139,16 @@ THREAD = Mutant("a non-daemon thread started at import", "02_unet", EMB, EMB + "
                 "ddpm.timestep_embedding")
 
 
+BIG = Mutant("16 GiB of address space (never touched: without the cap it would succeed)", "03_ddpm", LOSS,
+            "    torch.empty(2 ** 34, dtype=torch.uint8)\n" + LOSS, "ddpm.loss")
+
+
 def test_a_submission_that_hangs_at_import_is_stopped_at_the_timeout(tmp_path):
-    "The endless loop costs its part (timed out), the thread nothing: the part's process ends when its answers are written."
-    g = grade(submission(tmp_path, HANG, THREAD), "--parts", "cfg.guidance", "ddpm.timestep_embedding", "--timeout", "20")
-    assert scores(g) == {"cfg.guidance": 0, "ddpm.timestep_embedding": FULL["ddpm.timestep_embedding"]}, scores(g)
+    "The endless loop costs its part (timed out), the thread nothing: the part's process ends when its answers are written; memory is capped per part."
+    g = grade(submission(tmp_path, HANG, THREAD, BIG), "--parts", "cfg.guidance", "ddpm.timestep_embedding", "ddpm.loss", "--timeout", "20")
+    assert scores(g) == {"cfg.guidance": 0, "ddpm.timestep_embedding": FULL["ddpm.timestep_embedding"], "ddpm.loss": 0}, scores(g)
     assert all(why == "timed out after 20 s" for _, why in g["parts"]["cfg.guidance"]["failed"])
+    assert all(why.startswith("raises RuntimeError at line 1 of your code in `ddpm_loss`") for _, why in g["parts"]["ddpm.loss"]["failed"])
 
 
 @pytest.fixture
