@@ -152,7 +152,7 @@ ROTATE = [*TINY, "--set", "keep_last=1", "--set", "eval_n=0"]
 
 def test_kill_during_rotation_never_blocks_resume(tmp_path):
     out = tmp_path / "run"
-    p = run([BIN / "python", "-c", DYING_RMTREE, "--out", out, *ROTATE], check=False, env=ENV)
+    p = run([BIN / "python", "-c", DYING_RMTREE, "--out", out, *ROTATE], check=False, env=ENV, cwd=tmp_path)  # the installed package
     assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]  # killed inside the deletion of step_000005
     assert [c.name for c in checkpoints(out)] == ["step_000010"]  # nothing half-deleted is listed
     p = run(["hw5-train", "--out", out, *ROTATE, "--max-steps", "15", "--resume", "latest"], check=False, env=ENV)
