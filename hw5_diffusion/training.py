@@ -604,8 +604,9 @@ class Trainer:
 
     def _refused(self):
         "Undo what `_prepare_out` made for a run refused before its first step: the lock, and the folders it created."
+        held = self._lock is not None  # never the lock file of the run that holds the folder
         self.release()
-        if getattr(self, "_lock_made", False): (self.out / ".lock").unlink(missing_ok=True)
+        if held and getattr(self, "_lock_made", False): (self.out / ".lock").unlink(missing_ok=True)
         for p in getattr(self, "_made", []):  # the deepest first
             try: p.rmdir()
             except OSError: pass
