@@ -453,11 +453,12 @@ def write_checkpoint(out, step:int, model, scheduler, meta:dict, state:dict) -> 
     "Write `out/checkpoints/step_{step}` atomically and copy its sampling weights and config to `out/`."
     out = Path(out); d = out / "checkpoints" / f"step_{step:06d}"
     losses = {k: v for k, v in meta.get("metrics", {}).items() if k in ("loss", "eval_loss") and v is not None}
-    bad = nonfinite_key(model.state_dict()) or nonfinite_key(state.get("model", {})) or next(
-        (f"the {k}" for k, v in losses.items() if not math.isfinite(v)), None)
-    if bad:  # checked before anything is written: the previous checkpoint stays the last good one
-        raise TrainingError(f"the weights of step {step} are not finite ({bad} holds NaN or inf): checkpoint not written; training "
-                            f"stopped (last complete checkpoint: {latest_checkpoint(out) or 'none'})")
+    bad = nonfinite_key(model.state_dict()) or nonfinite_key(state.get("model", {}))
+    # finite but absurd weights (lr far too high) show as a non-finite loss on the fixed evaluation batch
+    why = f"the weights of step {step} are not finite ({bad} holds NaN or inf)" if bad else next(
+        (f"the {k} of step {step} is {v}" for k, v in losses.items() if not math.isfinite(v)), None)
+    if why:  # checked before anything is written: the previous checkpoint stays the last good one
+        raise TrainingError(f"{why}: checkpoint not written; training stopped (last complete checkpoint: {latest_checkpoint(out) or 'none'})")
     try:
         with atomic_dir(d) as tmp:
             save_checkpoint(tmp, model, scheduler, step=step, **meta)
@@ -604,8 +605,9 @@ class Trainer:
 
     def _refused(self):
         "Undo what `_prepare_out` made for a run refused before its first step: the lock, and the folders it created."
+        held = self._lock is not None  # never the lock file of the run that holds the folder
         self.release()
-        if getattr(self, "_lock_made", False): (self.out / ".lock").unlink(missing_ok=True)
+        if held and getattr(self, "_lock_made", False): (self.out / ".lock").unlink(missing_ok=True)
         for p in getattr(self, "_made", []):  # the deepest first
             try: p.rmdir()
             except OSError: pass

@@ -7,10 +7,10 @@
 | 2 | kill -9 inside the deletion of an old checkpoint (rotation); an old checkpoint without config.json | 0 | resume goes on, with one warning |
 | 3 | a checkpoint's config names a hub VAE or `data: cifar10, download: true`; `hw5-train --resume` | 2 | no socket is opened |
 | 4 | SIGINT while `hw5-train --vae train` trains the VAE | 130 | no `vae/config.json` marking a half-trained VAE |
-| 5 | a checkpoint whose recorded loss is NaN; finite weights whose samples are not finite | 2 | no black samples |
+| 5 | a checkpoint whose recorded loss is NaN; finite weights whose samples are not finite; a NaN eval loss at a save | 2 / 2 / 1 | no black samples; no absurd checkpoint written |
 | 6 | the issue's list of bad options and configs | 2 | one line |
 | 7 | SIGINT in `hw5-sample`, while samples.png is drawn, twice in training | 130 | the current step's checkpoint |
-| 8 | a refused `--resume` into a new folder; a killed export's `.OUT.*.tmp` | 2 / 0 | no new folder; the litter is cleaned |
+| 8 | refused `--resume`s into a new, a nested new or an empty folder; a killed export's `.OUT.*.tmp` | 2 / 0 | no new folder or lock file; the litter is cleaned |
 | 9 | disk full in `hw5-export`; in `hw5-eval`'s optional reference cache | 1 / 0 | one line; eval goes on without the cache |
 | 10 | a latent-cache entry holding Python objects | 0 | a warning, the entry encoded again |
 | 11 | an EXIF-rotated JPEG; an EPS file named `.png` | - / 2 | upright pixels; Ghostscript never starts |
@@ -152,7 +152,7 @@ ROTATE = [*TINY, "--set", "keep_last=1", "--set", "eval_n=0"]
 
 def test_kill_during_rotation_never_blocks_resume(tmp_path):
     out = tmp_path / "run"
-    p = run([BIN / "python", "-c", DYING_RMTREE, "--out", out, *ROTATE], check=False, env=ENV)
+    p = run([BIN / "python", "-c", DYING_RMTREE, "--out", out, *ROTATE], check=False, env=ENV, cwd=tmp_path)  # the installed package
     assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]  # killed inside the deletion of step_000005
     assert [c.name for c in checkpoints(out)] == ["step_000010"]  # nothing half-deleted is listed
     p = run(["hw5-train", "--out", out, *ROTATE, "--max-steps", "15", "--resume", "latest"], check=False, env=ENV)

@@ -151,13 +151,16 @@ def test_pickle_payload_is_refused_and_never_runs(reference, tmp_path):
 
 def test_diverging_run_stops_at_the_first_nonfinite_loss(tmp_path):
     out = tmp_path / "run"
-    # lr 1e30: the first update makes the weights huge, the second step's loss overflows
-    p = run(["hw5-train", "--out", out, *TINY, "--lr", "1e30", "--set", "checkpoint_every=1", "--set", "warmup_steps=0"], check=False, env=ENV)
+    # lr 1e30, past the checks (they refuse lr > 1): the first update makes the weights huge, the second step's loss overflows
+    script = ("import sys\nimport hw5_diffusion.training as tr, hw5_diffusion.cli as cli\n"
+              "cli.check_config = tr.check_config = lambda c: c\ncli.train_main(sys.argv[1:])\n")
+    p = run([BIN / "python", "-c", script, "--out", out, *TINY, "--lr", "1e30", "--set", "checkpoint_every=1", "--set", "warmup_steps=0"],
+            check=False, env=ENV, cwd=tmp_path)
     assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr[-2000:]
     line = p.stderr.strip().splitlines()[-1]
-    last = latest_checkpoint(out)
-    assert f"at step {_step(last) + 1}: training stopped before updating the weights; last good checkpoint: {last}" in line, line
-    assert load_training_state(last)["step"] == _step(last)
+    # step 1's weights are finite but absurd: its loss on the evaluation batch is not, and it is never written (issue 29, item 5)
+    assert "the eval_loss of step 1 is" in line and "checkpoint not written; training stopped (last complete checkpoint: none)" in line, line
+    assert checkpoints(out) == [] and not (out / "model.safetensors").exists()
 
 
 def _small_disk():
