@@ -11,7 +11,7 @@ import ast, linecache, sys
 from collections import namedtuple
 
 # %% ../nbs/00_course.ipynb #a81dbe6f
-Part = namedtuple("Part", "name category chapter points what code")
+Part = namedtuple("Part", "name category chapter points what regions")
 
 PARTS = [
     Part("ddpm.q_sample",            "DDPM",       "01_forward",    4, "NoiseSchedule.q_sample: x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε", ("NoiseSchedule.q_sample",)),
@@ -52,7 +52,7 @@ def stub_part(e:BaseException):
             line = lambda i: linecache.getline(code.co_filename, i).strip()
             if line(n).startswith("raise NotImplementedError") and (line(n - 1) == STUB[0] or str(x).split(" ")[0] in PART):
                 qual = getattr(code, "co_qualname", code.co_name)
-                return next((p for p in PARTS if qual in p.code), qual)
+                return next((p for p in PARTS if qual in p.regions), qual)
     return None
 
 def run_source(src:str, filename:str, ns:dict=None) -> dict:
