@@ -26,7 +26,7 @@ from .ddim import DDIMScheduler
 from .checkpoints import CheckpointError, load_checkpoint, read_config, atomic_write
 from .training import (PRESETS, TrainConfig, Trainer, ConfigError, TrainingError, StopRequested, preset, apply_overrides,
                                     check_config, resolve_resume, latest_checkpoint, _os_error)
-from .evaluation import (FEATURES, CACHE_ROOT, fidelity_metrics, reference_dataset, inception_weights,
+from .evaluation import (FEATURES, CACHE_HELP, fidelity_metrics, reference_dataset, inception_weights,
                                       class_accuracy, class_diversity)
 from .latent import checkpoint_vae, prepare_trained_vae, latent_data, VAE_STEPS
 from .cfg import ClassifierFreeGuidance, check_guidance, parse_class_labels, guidance_scale, CONVENTIONS
@@ -575,7 +575,7 @@ def eval_parser():
     p.add_argument("--batch-size", type=positive_int, default=250, help="images per sampling batch")
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--cache", help=f"folder for cached reference statistics (default: {CACHE_ROOT})")
+    p.add_argument("--cache", help=CACHE_HELP)
     p.add_argument("--no-pngs", action="store_true", help="write only the first 64 samples")
     p.add_argument("--allow-download", action="store_true", help="let a latent checkpoint whose VAE is a hub name download it")
     return p

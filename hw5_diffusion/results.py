@@ -19,7 +19,7 @@ from PIL import Image
 from .data import load_digits_tensors, offscreen_figure
 from .ddpm import DDPMScheduler
 from .checkpoints import load_checkpoint, read_config, atomic_write
-from .evaluation import CACHE_ROOT, fidelity_metrics, reference_dataset, check_inception_weights
+from .evaluation import CACHE_HELP, fidelity_metrics, reference_dataset, check_inception_weights
 from .latent import VAE_STEPS, checkpoint_vae, _read_json
 from .cli import (CLIError, CLIParser, run_cli, positive_int, pick_device, train_once, finished_run,
                                evaluate_checkpoint, grid_path, row_label, metric_cells, GUIDANCE_HEADER, guidance_rows, plot_guidance)
@@ -368,7 +368,7 @@ def tables_parser():
     p.add_argument("--device", default="auto")
     p.add_argument("--jobs", type=positive_int, help="trainings and evaluations at a time (default: the CPU count on a CPU, 1 on a GPU)")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads of each job (default: 1 when several jobs share the CPU)")
-    p.add_argument("--cache", help=f"folder for cached reference statistics (default: {CACHE_ROOT})")
+    p.add_argument("--cache", help=CACHE_HELP)
     p.add_argument("--ddpm-steps", type=positive_int, help="DDPM steps in Table 1 (default: all T = 1000, as the seed)")
     p.add_argument("--ddim-steps", type=positive_int, nargs="+", default=list(DDIM_STEPS), help="DDIM steps in Table 2")
     p.add_argument("--skip-tables", type=int, nargs="+", default=[], choices=sorted(NOT_BUILT), help="leave out these tables (3-5: they train models of their own)")
