@@ -150,3 +150,36 @@ def test_a_real_error_still_stops_run_all(tmp_path):
     assert (out[4][0]["name"], out[4][0]["text"]) == ("stderr", "✗ part cfg.guidance (5 points): not written yet\n")
     assert out[5][0]["ename"] == "KeyError" and any("line 3" in l for l in out[5][0]["traceback"])
     assert out[6] == [] and "KeyError" in str(e.value)
+
+
+def test_release_settings_install_hw5_check_and_not_the_instructors_commands(release):
+    "The student's `pip install -e .` gets hw5-check, not hw5-grade/hw5-release, and every script's module is there."
+    import configparser
+    cfg = configparser.ConfigParser(); cfg.read(release / "settings.ini")
+    scripts = dict(l.split("=", 1) for l in cfg["DEFAULT"]["console_scripts"].split())
+    assert "hw5-check" in scripts and not {"hw5-grade", "hw5-release"} & set(scripts), scripts
+    assert "nbgrader" not in cfg["DEFAULT"]["dev_requirements"]
+    for name, target in scripts.items():                  # the module each script imports is in the student's package
+        assert (release / (target.split(":")[0].replace(".", "/") + ".py")).is_file(), (name, target)
+
+
+def test_release_readme_tells_the_week(release):
+    "Set-up, every chapter in order with its time, the size setting, hw5-check, what to hand in, what is graded."
+    readme = (release / "README.md").read_text()
+    rows = [l.split("|")[1].strip() for l in readme.splitlines() if l.startswith("| `")]
+    week = [n for r in rows for n in re.findall(r"`(\d\d_\w+)`", r)]
+    assert sorted(week) == sorted(p.stem for p in (release / "nbs").glob("*.ipynb")), week
+    assert week == sorted(week)                           # in chapter order
+    for text in ("pip install -e", "nbdev_export", "# Sizes, the one setting of this chapter", "IN_TEST=1",
+                 "hw5-check 01_forward", "Hand in your `nbs/` folder", "Only the code inside the solution regions is graded",
+                 "is not written yet: this cell needs it; skipped", "On a GPU: not measured"):
+        assert text in readme, text
+
+
+def test_release_readme_nbdev_test_command_runs_the_chapter(release, tmp_path):
+    "The README's nbdev_test line, run where the README says (the release folder), tests the chapter: not 'No files'."
+    line = next(l for l in (release / "README.md").read_text().splitlines() if l.startswith("nbdev_test "))
+    cmd = line.split("#")[0].split()
+    p = run([BIN / cmd[0], *cmd[1:]], check=False, cwd=release, env=student_env(release, tmp_path))
+    assert p.returncode == 0 and "No files were eligible" not in p.stdout + p.stderr, p.stdout + p.stderr
+    assert "Success" in p.stdout + p.stderr, p.stdout + p.stderr
