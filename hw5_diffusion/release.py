@@ -63,10 +63,12 @@ is faster. *Small* is the chapter at `IN_TEST=1` (below). On a GPU: not measured
 | `05_checkpoints` | nothing | 3 s | |
 | `06_training` | `step_label_drop` | not measured | 21 s |
 | `07_evaluation` | `fid_from_features` (advanced) | 41 s | 39 s |
-| `08_latent` | `DiagonalGaussianDistribution.sample`, `LatentVAE.encode` / `decode` | not measured | 16 s |
+| `08_latent` | `DiagonalGaussianDistribution.sample`, `LatentVAE.encode` / `decode` | 3.8 min | 16 s |
 | `09_cfg` | `guide` | 7.7 min for its training alone | 15 s |
 | `10_advanced` | nothing: the advanced parts together | 9 s | |
-| `11_cli`, `12_results`, `13_interop`, `18_check`, `19_launch` | nothing: the commands and the results; run them small | not measured | |
+| `11_cli`, `12_results` | nothing: the commands and the results tables; run them small | not measured | |
+| `13_interop` | nothing: the same models in diffusers | 9 s | |
+| `18_check`, `19_launch` | nothing: `hw5-check` and the commands | not measured | |
 
 ## The one size setting
 
