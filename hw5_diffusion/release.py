@@ -61,7 +61,7 @@ is faster. *Small* is the chapter at `IN_TEST=1` (below). On a GPU: not measured
 | `03_ddpm` | `ddpm_loss`, the training step, `DDPMScheduler.step`, then `model_log_variance` | 4 min | 17 s |
 | `04_ddim` | `DDIMScheduler.step` | 6.6 min | 17 s |
 | `05_checkpoints` | nothing | 3 s | |
-| `06_training` | `step_label_drop` | not measured | 21 s |
+| `06_training` | `step_label_drop` | 11 min | 21 s |
 | `07_evaluation` | `fid_from_features` (advanced) | 41 s | 39 s |
 | `08_latent` | `DiagonalGaussianDistribution.sample`, `LatentVAE.encode` / `decode` | 3.8 min | 16 s |
 | `09_cfg` | `guide` | 7.7 min for its training alone | 15 s |

@@ -10,7 +10,7 @@ from test_docs import CHROMIUM, CHROMIUM_FLAGS, needs_chromium
 from test_course import student_env, solve_chapter
 from hw5_diffusion.course import PARTS
 
-CHAPTERS = ["01_forward", "09_cfg"]     # the first chapter, and one whose later cells need an unwritten part
+CHAPTERS = ["01_forward", "04_ddim", "09_cfg"]   # the first chapter, two with an explorer (interact), one whose later cells need a part
 SKIP_LINE = "is not written yet: this cell needs it; skipped"
 
 
@@ -65,7 +65,8 @@ def lab(release, tmp_path_factory):
 
 def notebook_js(chapter: str, body: str) -> str:
     "A page function over the chapter's notebook panel `w` (JupyterLab exposed as window.jupyterapp)."
-    return ("() => { const w = Array.from(window.jupyterapp.shell.widgets('main')).find(w => w.context?.path === "
+    return ("() => { if (!window.jupyterapp?.shell) return null;   /* the page is still loading */\n"
+            "const w = Array.from(window.jupyterapp.shell.widgets('main')).find(w => w.context?.path === "
             f"'{chapter}.ipynb'); if (!w) return null; {body} }}")
 
 
