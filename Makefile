@@ -36,7 +36,7 @@ test: install test-nbs test-py test-docs
 test-nbs: install
 	$(NB_ENV) $(PY) tests/run_notebooks.py --workers 2
 
-test-py: install sandbox
+test-py: install sandbox browser
 	$(BIN)/pytest -q tests --ignore=tests/test_docs.py
 
 ## The docs site (_docs/), built offline and checked page by page in headless Chromium.

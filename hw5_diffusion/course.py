@@ -126,7 +126,14 @@ class SkipUnwritten(ast.NodeTransformer):
 
 def skip_unwritten(ip=None):
     "Make Run All go on past parts not written yet, in IPython shell `ip` (`get_ipython()`; None, outside IPython: nothing to do)."
-    if ip is not None and not any(isinstance(t, SkipUnwritten) for t in ip.ast_transformers): ip.ast_transformers.append(SkipUnwritten())
+    if ip is None or any(isinstance(t, SkipUnwritten) for t in ip.ast_transformers): return
+    ip.ast_transformers.append(SkipUnwritten())
+    shown = ip.showtraceback
+    def showtraceback(exc_tuple=None, *args, **kw):    # code that shows its own errors: a widget's callback (`interact`)
+        e = (exc_tuple or sys.exc_info())[1]
+        if e is not None and (why := unwritten(e)) is not None: print(f"{why} is not written yet: this cell needs it; skipped")
+        else: shown(exc_tuple, *args, **kw)
+    ip.showtraceback = showtraceback
 
 # %% ../nbs/00_course.ipynb #77777a97
 RESULTS = {}   # part -> (passed, why), the last outcome of each graded cell

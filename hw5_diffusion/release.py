@@ -7,7 +7,7 @@ __all__ = ['RELEASE_MARK', 'STUDENT_README', 'student_notebook', 'release_settin
            'release_main']
 
 # %% ../nbs/15_release.ipynb #b714144a
-import json, shutil, sys
+import json, re, shutil, sys
 from pathlib import Path
 from .cli import CLIParser, CLIError, run_cli
 from .grading import GradingInputError, ROOT, chapter_notebooks, parts_table, student_source, _src, _write_nb
@@ -26,30 +26,84 @@ def student_notebook(nb:dict) -> dict:
     return nb
 
 def release_settings(text:str) -> str:
-    "settings.ini for the student package: without the grader's console scripts."
-    return "\n".join(l for l in text.split("\n") if "hw5_diffusion.grading:" not in l and "launch:grade" not in l and "launch:release" not in l)
+    "settings.ini for the student package: without the grader's console scripts, nor nbgrader (the instructor's tests)."
+    lines = [l for l in text.split("\n") if "hw5_diffusion.grading:" not in l and "launch:grade" not in l and "launch:release" not in l]
+    return "\n".join(re.sub(r" nbgrader\S*", "", l) if l.startswith("dev_requirements") else l for l in lines)
 
 # %% ../nbs/15_release.ipynb #1840e6d0
 STUDENT_README = """# HW5: diffusion models (student edition)
 
-Your package is built from your notebooks: write your code in `nbs/`, then `nbdev_export`.
+Your package is built from your notebooks: you write code in `nbs/`, `nbdev_export` turns it into `hw5_diffusion/`,
+and later chapters import what you wrote.
+
+## Set-up (once)
 
 ```sh
+cd release                       # this folder (the commands below run here)
 python -m venv .venv && . .venv/bin/activate
-pip install -e ".[dev]"        # once: the libraries, and your package (editable)
-nbdev_export                   # after each edit: writes hw5_diffusion/*.py from nbs/
-jupyter lab nbs/               # Run All in a chapter runs its visible tests
-nbdev_test --path nbs/01_forward.ipynb   # or the same tests from the command line
+pip install -e ".[dev]"          # the libraries, and your package (editable)
+nbdev_export                     # writes hw5_diffusion/*.py from nbs/: again after every edit
+jupyter lab nbs/                 # open a chapter, then Run > Run All Cells
 ```
 
-Each `# YOUR CODE HERE` / `raise NotImplementedError()` between `### BEGIN SOLUTION` and `### END SOLUTION` is yours
-to replace, inside the function around it. Keep the two marker lines: **the grader takes only the lines between
-them**, found by the function they are in. Code anywhere else in your notebooks (helpers, visible tests, experiments)
-is not graded and not run by the grader; a helper your answer needs must be written inside the region.
-The cells after a function test it (the cells titled *Graded* count); later chapters import your earlier ones,
-so finish the chapters in order. Hand in your `nbs/` folder. The grader runs your regions, and whatever they do when
-called (or when their module is imported), part by part: each part in a copy of the course's package in which only
-that part's regions are yours, so a bug (even a syntax error) in one part costs only that part.
+## The week: the chapters in order
+
+Go in this order: a chapter imports your earlier ones. The times are Run All of the finished chapter through a
+Jupyter kernel on one CPU thread (`OMP_NUM_THREADS=1`), measured on a shared 2-core machine; a laptop with more cores
+is faster. *Small* is the chapter at `IN_TEST=1` (below). On a GPU: not measured.
+
+| chapter | what you write | Run All on a CPU | small (`IN_TEST=1`) |
+|---|---|---:|---:|
+| `00_course` | nothing: how Run All and the checks work | 1 s | |
+| `00_data` | nothing: the digits data | 9 s | |
+| `01_forward` | `q_sample`, `q_posterior`, then the advanced `cosine_betas` | 11 s | |
+| `02_unet` | `timestep_embedding`, `ResBlock.forward` | 7 s | |
+| `03_ddpm` | `ddpm_loss`, the training step, `DDPMScheduler.step`, then `model_log_variance` | 4 min | 17 s |
+| `04_ddim` | `DDIMScheduler.step` | 6.6 min | 17 s |
+| `05_checkpoints` | nothing | 3 s | |
+| `06_training` | `step_label_drop` | 11 min | 21 s |
+| `07_evaluation` | `fid_from_features` (advanced) | 41 s | 39 s |
+| `08_latent` | `DiagonalGaussianDistribution.sample`, `LatentVAE.encode` / `decode` | 3.8 min | 16 s |
+| `09_cfg` | `guide` | 7.7 min for its training alone | 15 s |
+| `10_advanced` | nothing: the advanced parts together | 9 s | |
+| `11_cli`, `12_results` | nothing: the commands and the results tables; run them small | not measured | |
+| `13_interop` | nothing: the same models in diffusers | 9 s | |
+| `18_check`, `19_launch` | nothing: `hw5-check` and the commands | not measured | |
+
+## The one size setting
+
+A chapter that trains has one visible cell near its top, starting `# Sizes, the one setting of this chapter`: the
+model's width, the training steps and the sampler's steps. Change sizes there and nowhere else. With `IN_TEST=1` in
+the environment every chapter takes its small sizes: `IN_TEST=1 jupyter lab nbs/` for a quick first pass.
+
+## Run All goes on past what you have not written
+
+Each part you write is `# YOUR CODE HERE` / `raise NotImplementedError()` between `### BEGIN SOLUTION` and
+`### END SOLUTION`. Until you write it, Run All still runs every cell: a cell that needs the part prints one line,
+`part ddpm.q_sample (4 points) is not written yet: this cell needs it; skipped`, and a graded cell prints
+`✗ part ...` when its part fails. An error in code you wrote stops Run All with its traceback, as usual.
+
+## Check your work
+
+```sh
+nbdev_export                              # first: the checks run your package, not the notebook
+hw5-check                                 # every part: part / points / passes / what to look at
+hw5-check 01_forward                      # one chapter (or: hw5-check 01)
+hw5-check ddpm.q_sample                   # one part
+nbdev_test --path nbs/01_forward.ipynb    # a chapter top to bottom, as Run All does (the path includes nbs/)
+```
+
+`hw5-check` runs the visible checks of the graded cells, in the same words as the grader's feedback; the grader
+also runs hidden tests.
+
+## What to hand in, and what is graded
+
+Hand in your `nbs/` folder. **Only the code inside the solution regions is graded.** Keep the two marker lines,
+`### BEGIN SOLUTION` and `### END SOLUTION`: **the grader takes only the lines between them**, found by the function
+they are in. Code anywhere else in your notebooks (helpers, visible tests, experiments) is not graded and not run by the
+grader; a helper your answer needs must be written inside the region. The grader runs your regions, and whatever
+they do when called (or when their module is imported), part by part: each part in a copy of the course's package in
+which only that part's regions are yours, so a bug (even a syntax error) in one part costs only that part.
 
 ## Parts and points
 

@@ -103,15 +103,20 @@ def test_hw5_check_with_nothing_written(release, tmp_path):
     assert lines[-1].split()[1] == "0/100"
 
 
+def solve_chapter(release: Path, mine: Path, chapter: str) -> Path:
+    "A copy of the release in which the student wrote `chapter`'s parts (the reference's solution cells), exported."
+    shutil.copytree(release, mine, ignore=shutil.ignore_patterns("__pycache__"))
+    ref = {c["id"]: c for c in json.loads((ROOT / "nbs" / f"{chapter}.ipynb").read_text())["cells"]}
+    nb = json.loads((mine / "nbs" / f"{chapter}.ipynb").read_text())
+    nb["cells"] = [ref[c["id"]] if c.get("metadata", {}).get("nbgrader", {}).get("solution") else c for c in nb["cells"]]
+    (mine / "nbs" / f"{chapter}.ipynb").write_text(json.dumps(nb, indent=1, ensure_ascii=False))
+    run([BIN / "nbdev_export"], cwd=mine)
+    return mine
+
+
 def test_hw5_check_after_solving_chapter_01(release, tmp_path):
     "A student who wrote 01_forward's parts (the reference's cells, put into their notebook) sees those three pass."
-    mine = tmp_path / "student"
-    shutil.copytree(release, mine, ignore=shutil.ignore_patterns("__pycache__"))
-    ref = {c["id"]: c for c in json.loads((ROOT / "nbs" / "01_forward.ipynb").read_text())["cells"]}
-    nb = json.loads((mine / "nbs" / "01_forward.ipynb").read_text())
-    nb["cells"] = [ref[c["id"]] if c.get("metadata", {}).get("nbgrader", {}).get("solution") else c for c in nb["cells"]]
-    (mine / "nbs" / "01_forward.ipynb").write_text(json.dumps(nb, indent=1, ensure_ascii=False))
-    run([BIN / "nbdev_export"], cwd=mine)
+    mine = solve_chapter(release, tmp_path / "student", "01_forward")
     p = hw5_check(mine, tmp_path, "01", "ddpm.loss")
     rows = {l.split()[0]: l for l in p.stdout.splitlines()}
     assert p.returncode == 1
@@ -141,12 +146,47 @@ def test_a_real_error_still_stops_run_all(tmp_path):
         "from hw5_diffusion.course import skip_unwritten, check\nskip_unwritten(get_ipython())",
         "def guide(c, u, s):\n    # YOUR CODE HERE\n    raise NotImplementedError()",
         "eps = guide(1, 0, 2)", "print(eps)",
+        "try: guide(1, 0, 2)\nexcept Exception: get_ipython().showtraceback()   # as a widget's callback (interact) shows its error",
         "with check('cfg.guidance'):\n    assert guide(1, 0, 2) == 2",
         "def mine():\n    return {}['missing']\nmine()", "print('not reached')"]])
     with pytest.raises(Exception) as e:
         NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     out = [[o for o in c.outputs] for c in nb.cells]
-    assert out[2][0]["text"] == out[3][0]["text"] == "part cfg.guidance (5 points) is not written yet: this cell needs it; skipped\n"
-    assert (out[4][0]["name"], out[4][0]["text"]) == ("stderr", "✗ part cfg.guidance (5 points): not written yet\n")
-    assert out[5][0]["ename"] == "KeyError" and any("line 3" in l for l in out[5][0]["traceback"])
-    assert out[6] == [] and "KeyError" in str(e.value)
+    assert out[2][0]["text"] == out[3][0]["text"] == out[4][0]["text"] == "part cfg.guidance (5 points) is not written yet: this cell needs it; skipped\n"
+    assert len(out[4]) == 1
+    assert (out[5][0]["name"], out[5][0]["text"]) == ("stderr", "✗ part cfg.guidance (5 points): not written yet\n")
+    assert out[6][0]["ename"] == "KeyError" and any("line 3" in l for l in out[6][0]["traceback"])
+    assert out[7] == [] and "KeyError" in str(e.value)
+
+
+def test_release_settings_install_hw5_check_and_not_the_instructors_commands(release):
+    "The student's `pip install -e .` gets hw5-check, not hw5-grade/hw5-release, and every script's module is there."
+    import configparser
+    cfg = configparser.ConfigParser(); cfg.read(release / "settings.ini")
+    scripts = dict(l.split("=", 1) for l in cfg["DEFAULT"]["console_scripts"].split())
+    assert "hw5-check" in scripts and not {"hw5-grade", "hw5-release"} & set(scripts), scripts
+    assert "nbgrader" not in cfg["DEFAULT"]["dev_requirements"]
+    for name, target in scripts.items():                  # the module each script imports is in the student's package
+        assert (release / (target.split(":")[0].replace(".", "/") + ".py")).is_file(), (name, target)
+
+
+def test_release_readme_tells_the_week(release):
+    "Set-up, every chapter in order with its time, the size setting, hw5-check, what to hand in, what is graded."
+    readme = (release / "README.md").read_text()
+    rows = [l.split("|")[1].strip() for l in readme.splitlines() if l.startswith("| `")]
+    week = [n for r in rows for n in re.findall(r"`(\d\d_\w+)`", r)]
+    assert sorted(week) == sorted(p.stem for p in (release / "nbs").glob("*.ipynb")), week
+    assert week == sorted(week)                           # in chapter order
+    for text in ("pip install -e", "nbdev_export", "# Sizes, the one setting of this chapter", "IN_TEST=1",
+                 "hw5-check 01_forward", "Hand in your `nbs/` folder", "Only the code inside the solution regions is graded",
+                 "is not written yet: this cell needs it; skipped", "On a GPU: not measured"):
+        assert text in readme, text
+
+
+def test_release_readme_nbdev_test_command_runs_the_chapter(release, tmp_path):
+    "The README's nbdev_test line, run where the README says (the release folder), tests the chapter: not 'No files'."
+    line = next(l for l in (release / "README.md").read_text().splitlines() if l.startswith("nbdev_test "))
+    cmd = line.split("#")[0].split()
+    p = run([BIN / cmd[0], *cmd[1:]], check=False, cwd=release, env=student_env(release, tmp_path))
+    assert p.returncode == 0 and "No files were eligible" not in p.stdout + p.stderr, p.stdout + p.stderr
+    assert "Success" in p.stdout + p.stderr, p.stdout + p.stderr
