@@ -36,8 +36,9 @@ test: install test-nbs test-py test-docs
 test-nbs: install
 	$(NB_ENV) $(PY) tests/run_notebooks.py --workers 2
 
+## Two test files at a time (pytest-xdist, a file's tests stay together in one process), one BLAS thread each, as the notebooks.
 test-py: install sandbox browser
-	$(BIN)/pytest -q tests --ignore=tests/test_docs.py
+	$(NB_ENV) $(BIN)/pytest -q -n 2 --dist loadfile tests --ignore=tests/test_docs.py
 
 ## The docs site (_docs/), built offline and checked page by page in headless Chromium.
 test-docs: docs browser
