@@ -19,7 +19,7 @@ def main():
     ap.add_argument("--sandbox", action="store_true", help="each part under bubblewrap")
     ap.add_argument("--no-append", action="store_true")
     a = ap.parse_args()
-    code = ("import json, sys; from hw5_diffusion.autograder import grade_submission\n"
+    code = ("import json, sys; from hw5_diffusion.grader import grade_submission\n"
             "g = grade_submission(sys.argv[1], sys.argv[2], sandbox=sys.argv[3] == '1'); print(json.dumps(g))")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     load = os.getloadavg()[0]

@@ -129,7 +129,7 @@ def skip_unwritten(ip=None):
     if ip is None or any(isinstance(t, SkipUnwritten) for t in ip.ast_transformers): return
     ip.ast_transformers.append(SkipUnwritten())
     shown = ip.showtraceback
-    def showtraceback(exc_tuple=None, *args, **kw):    # code that shows its own errors: a widget's callback (`interact`)
+    def showtraceback(exc_tuple=None, *args, **kw):    # code that shows its own errors: a widget callback (an ipywidgets explorer)
         e = (exc_tuple or sys.exc_info())[1]
         if e is not None and (why := unwritten(e)) is not None: print(f"{why} is not written yet: this cell needs it; skipped")
         else: shown(exc_tuple, *args, **kw)

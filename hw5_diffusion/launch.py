@@ -15,7 +15,7 @@ import hw5_diffusion
 # %% ../nbs/19_launch.ipynb #625e8093
 COMMANDS = {"hw5-train": ("cli", "train_parser", "train_main"), "hw5-sample": ("cli", "sample_parser", "sample_main"),
             "hw5-eval": ("cli", "eval_parser", "eval_main"), "hw5-tables": ("results", "tables_parser", "tables_main"),
-            "hw5-export": ("interop", "export_parser", "export_main"), "hw5-grade": ("autograder", "grade_parser", "grade_main"),
+            "hw5-export": ("interop", "export_parser", "export_main"), "hw5-grade": ("grader", "grade_parser", "grade_main"),
             "hw5-release": ("release", "release_parser", "release_main"),
             "hw5-check": ("check", "check_parser", "check_main")}
 

@@ -107,7 +107,7 @@ def test_train_reports_the_samples_digits_fid_beside_the_real_floor(tmp_path):
 
 @pytest.mark.parametrize("main", ["hw5_diffusion.cli:train_main", "hw5_diffusion.cli:sample_main", "hw5_diffusion.cli:eval_main",
                                   "hw5_diffusion.results:tables_main", "hw5_diffusion.interop:export_main",
-                                  "hw5_diffusion.autograder:grade_main", "hw5_diffusion.release:release_main",
+                                  "hw5_diffusion.grader:grade_main", "hw5_diffusion.release:release_main",
                                   "hw5_diffusion.check:check_main"])
 def test_help_ends_with_worked_examples_and_version_is_there(main, capsys):
     import importlib, hw5_diffusion

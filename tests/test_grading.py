@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT))
 from hw5_diffusion.grading import PARTS, SOLUTION, chapter_notebooks, solution_lines, _regions, part_build, submission_notebooks, course_regions
 from hw5_diffusion.release import make_release
 
-GRADE = [sys.executable, "-c", "from hw5_diffusion.autograder import grade_main; grade_main()"]
+GRADE = [sys.executable, "-c", "from hw5_diffusion.grader import grade_main; grade_main()"]
 ENV = {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
 FULL = {p.name: p.points for p in PARTS}
 
