@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['PREDICTION_TYPES', 'SchedulerOutput', 'LEARNED_VARIANCE', 'DIFFUSERS_NEUTRAL', 'DIFFUSERS_WHY', 'DDPMStep',
-           'prediction_target', 'ddpm_loss', 'randn_images', 'spaced_timesteps', 'SchedulerMixin', 'split_variance',
-           'model_log_variance', 'diffusers_options', 'DDPMScheduler', 'model_device', 'sample_shape',
-           'cudnn_deterministic', 'generate', 'cosine_lr_lambda', 'stream_seed', 'epoch_permutation', 'step_batch',
-           'step_noise', 'train_ddpm']
+           'prediction_target', 'ddpm_loss', 'randn_images', 'spaced_timesteps', 'SchedulerMixin', 'x0_coefficients',
+           'split_variance', 'model_log_variance', 'diffusers_options', 'DDPMScheduler', 'model_device', 'sample_shape',
+           'cudnn_deterministic', 'clipped_model_output', 'generate_clips', 'generate', 'cosine_lr_lambda',
+           'stream_seed', 'epoch_permutation', 'step_batch', 'step_noise', 'train_ddpm']
 
 # %% ../nbs/03_ddpm.ipynb #49f5fa7c
 import functools, inspect, json, math
@@ -107,13 +107,7 @@ class SchedulerMixin:
         if t not in self._prev: raise ValueError(f"timestep {t} is not one this scheduler visits: call set_timesteps first")
         return t
 
-    def _x0_coefficients(self, a_t):
-        "(x0_coef_sample, x0_coef_output) with x̂_0 = x0_coef_sample·x_t + x0_coef_output·model_output, for each `prediction_type`, at ᾱ_t = `a_t`."
-        pt = self.config["prediction_type"]
-        if pt == "epsilon": return 1 / a_t.sqrt(), -((1 - a_t) / a_t).sqrt()  # x̂_0 = (x_t − √(1−ᾱ_t)·ε)/√ᾱ_t (Ho et al. Eq. 15)
-        if pt == "sample": return torch.zeros_like(a_t), torch.ones_like(a_t)
-        if pt == "v_prediction": return a_t.sqrt(), -(1 - a_t).sqrt()          # v = √ᾱ_t·ε − √(1−ᾱ_t)·x_0 (Salimans & Ho 2022)
-        raise ValueError(f"prediction_type must be epsilon, sample or v_prediction, not {pt!r}")
+    def _x0_coefficients(self, a_t): return x0_coefficients(a_t, self.config["prediction_type"])
 
     def _pred_x0(self, model_output, sample, c):
         "x̂_0 = c.x0_coef_sample·x_t + c.x0_coef_output·model_output, clipped to ±`clip_sample_range` if configured."
@@ -122,6 +116,13 @@ class SchedulerMixin:
             r = self.config["clip_sample_range"]
             x0 = x0.clamp(-r, r)
         return x0
+
+def x0_coefficients(a_t, prediction_type:str="epsilon"):
+    "(x0_coef_sample, x0_coef_output) with x̂_0 = x0_coef_sample·x_t + x0_coef_output·model_output, for each `prediction_type`, at ᾱ_t = `a_t` (a tensor)."
+    if prediction_type == "epsilon": return 1 / a_t.sqrt(), -((1 - a_t) / a_t).sqrt()  # x̂_0 = (x_t − √(1−ᾱ_t)·ε)/√ᾱ_t (Ho et al. Eq. 15)
+    if prediction_type == "sample": return torch.zeros_like(a_t), torch.ones_like(a_t)
+    if prediction_type == "v_prediction": return a_t.sqrt(), -(1 - a_t).sqrt()          # v = √ᾱ_t·ε − √(1−ᾱ_t)·x_0 (Salimans & Ho 2022)
+    raise ValueError(f"prediction_type must be epsilon, sample or v_prediction, not {prediction_type!r}")
 
 LEARNED_VARIANCE = ("learned", "learned_range")
 
@@ -240,13 +241,41 @@ def cudnn_deterministic():
 
 def _takes(fn, name:str) -> bool: return name in inspect.signature(fn).parameters
 
+def clipped_model_output(model_output, sample, alpha_bar:float, prediction_type:str="epsilon", clip_sample_range:float=1.0):
+    """`model_output` at the model input `sample` = x_t (ᾱ_t = `alpha_bar`) re-derived from its x̂_0 clipped to ±`clip_sample_range`:
+    x̂_0 = (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t, clipped, and ε̂' = (x_t − √ᾱ_t·x̂_0)/√(1−ᾱ_t), given back as the model's ε, x_0 or v.
+    x̂_0 is linear in the output (x̂_0 = a·x_t + b·output), so the output moves by (clip(x̂_0) − x̂_0)/b, only where the clip acts;
+    a learned variance's channels pass unchanged."""
+    pred, v = split_variance(model_output, sample)
+    a, b = map(float, x0_coefficients(torch.tensor(alpha_bar, dtype=torch.float64), prediction_type))
+    x0 = pred * b if a == 0 else sample * a + pred * b
+    pred = pred + (x0.clamp(-clip_sample_range, clip_sample_range) - x0) / b
+    return pred if v is None else torch.cat([pred, v], 1)
+
+def generate_clips(scheduler):
+    """The range `generate` clips x̂_0 to for `scheduler`, or None: its config's `clip_sample_range` when the config clips and its step
+    does not. Ours and diffusers' DDPM and DDIM clip in their step; DPM-Solver++ and UniPC with dynamic thresholding (at sample_max_value
+    1, the same clip); Euler, Euler-ancestral, Heun, LMS and PNDM have no clipping (diffusers keeps a compatible scheduler's clip_sample
+    in their config: `EulerDiscreteScheduler.from_config(ddpm.config)` says whether the model clips)."""
+    c = scheduler.config
+    takes = lambda k: _takes(type(scheduler).__init__, k)  # not merely a key kept from another scheduler's config
+    if not c.get("clip_sample") or takes("clip_sample") or (takes("thresholding") and c.get("thresholding")): return None
+    return c.get("clip_sample_range", 1.0)
+
+def _alpha_bar_in_use(scheduler, t:int) -> float:
+    """ᾱ of the model evaluation just made: t-space schedulers (PNDM) read ᾱ_t; σ-space ones (Euler, Heun, LMS: x_σ = x_t/√ᾱ,
+    started at init_noise_sigma ≠ 1) read the σ that `scale_model_input` used, sigmas[step_index], as ᾱ = 1/(1 + σ²)."""
+    if float(getattr(scheduler, "init_noise_sigma", 1.0)) == 1.0: return float(scheduler.alphas_cumprod[t])
+    return 1 / (1 + float(scheduler.sigmas[scheduler.step_index]) ** 2)
+
 @torch.no_grad()
 def generate(model, scheduler, n:int, steps:int=None, eta:float=None, seed:int=0, class_labels=None,
              shape=None, progress:bool=True, decode=None, use_clipped_model_output:bool=None):
     """Sample `n` images in [-1, 1] with `scheduler` (ours or any diffusers scheduler), visiting `steps` time steps (all T by default);
     `eta` and `use_clipped_model_output` are DDIM's step options (left to the scheduler when None); `decode` maps latents to images.
     `seed` seeds one generator for the batch, or, as a list of `n` seeds, one generator per image (diffusers' list of generators):
-    then image i depends on its seed alone, never on the batch it is sampled in."""
+    then image i depends on its seed alone, never on the batch it is sampled in. When the model's scheduler config clips x̂_0 and the
+    scheduler's step does not (`generate_clips`), the scheduler gets the model output re-derived from the clipped x̂_0 (`clipped_model_output`)."""
     step_kwargs = {}
     for k, v in dict(eta=eta, use_clipped_model_output=use_clipped_model_output).items():
         if v is None: continue
@@ -264,16 +293,19 @@ def generate(model, scheduler, n:int, steps:int=None, eta:float=None, seed:int=0
     if sigma != 1.0: x = x * sigma
     scale = getattr(scheduler, "scale_model_input", None)    # x / √(σ² + 1): the model sees the x_t it was trained on
     ours = isinstance(scheduler, SchedulerMixin)
-    learned = scheduler.config.get("variance_type") in LEARNED_VARIANCE
+    learned = _takes(type(scheduler).__init__, "variance_type") and scheduler.config.get("variance_type") in LEARNED_VARIANCE  # DDPM's steps
+    clip, pt = generate_clips(scheduler), scheduler.config.get("prediction_type", "epsilon")
     was_training = model.training
     model.eval()
     try:
         with cudnn_deterministic():
             # ours gets each t as a Python int (reading it from a CUDA tensor would sync every step); diffusers' take the tensor
             for t, t_int in zip(tqdm(scheduler.timesteps, desc="sampling", disable=not progress, leave=False), scheduler.timesteps.tolist()):
-                out = model(x if scale is None else scale(x, t), t, class_labels)
+                x_in = x if scale is None else scale(x, t)
+                out = model(x_in, t, class_labels)
                 out = getattr(out, "sample", out)
                 if not ours and not learned: out = split_variance(out, x)[0]  # a learned variance only a learned-variance step uses
+                if clip is not None: out = clipped_model_output(out, x_in, _alpha_bar_in_use(scheduler, t_int), pt, clip)
                 x = scheduler.step(out, t_int if ours else t, x, **step_kwargs).prev_sample
             return decode(x) if decode is not None else x.clamp(-1, 1)  # latents are not in [-1, 1]: the decoder makes images
     finally: model.train(was_training)

@@ -1,5 +1,5 @@
 "`hw5-sample --sampler ddpm|ddim --steps S --eta E`: defaults, the checkpoint's β schedule, and one clear error line."
-import json, shutil
+import inspect, json, shutil
 import numpy as np
 import torch
 import pytest
@@ -115,3 +115,63 @@ def test_eval_batch_size_never_changes_the_images(tiny_ckpt, tmp_path):
     assert abs(rs[0]["fid"] - rs[1]["fid"]) < 1e-3 * rs[0]["fid"]
     a, b = pngs(tmp_path / "3" / "samples"), pngs(tmp_path / "8" / "samples")
     assert len(a) == len(b) == 8 and all(np.abs(x.astype(int) - y).max() <= 1 for x, y in zip(a, b))
+
+
+from hw5_diffusion.cli import SAMPLERS, PREDICTIONS_REFUSED, make_scheduler
+from hw5_diffusion.ddpm import DDPMScheduler, generate_clips, PREDICTION_TYPES
+
+
+@pytest.mark.parametrize("sampler", list(SAMPLERS))
+def test_every_sampler_steps_towards_a_clipped_x0(tiny_ckpt, tmp_path, capsys, monkeypatch, sampler):
+    """hw5-sample with every sampler on a short-trained checkpoint (clip_sample): each step heads for an x̂_0 in [-1, 1].
+    Euler, Euler-ancestral, LMS and PNDM cannot clip: generate hands them the ε̂ re-derived from the clipped x̂_0, so the x̂_0 of
+    what they get, x_σ − σ·ε̂ (σ-space) or (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t (PNDM), is in range, and on the bound where the clip acted.
+    The others clip in their step: ours, DDPM's and Heun's returned x̂_0, DPM-Solver++'s and UniPC's converted output.
+    In range up to float32 rounding of that difference: 2⁻²² of its terms' size."""
+    cls, seen = SAMPLERS[sampler], []
+    clipped_by_generate = generate_clips(make_scheduler(sampler, DDPMScheduler().config)) is not None
+    assert clipped_by_generate == (sampler in ("euler", "euler-ancestral", "lms", "pndm"))
+    hook = "convert_model_output" if hasattr(cls, "convert_model_output") else "step"
+    original = getattr(cls, hook)
+    def record(self, model_output, *args, **kw):
+        result = original(self, model_output, *args, **kw)
+        if hook == "convert_model_output": x0, size = result, 1.0
+        elif not clipped_by_generate: x0, size = result.pred_original_sample, 1.0
+        else:
+            t, x = args[0], args[1]
+            if self.init_noise_sigma != 1.0: a = 1 / (1 + float(self.sigmas[self.step_index - 1]) ** 2)  # step_index has moved on
+            else: a = float(self.alphas_cumprod[int(t)])
+            x_t = x * a ** 0.5 if self.init_noise_sigma != 1.0 else x
+            x0 = (x_t - (1 - a) ** 0.5 * model_output) / a ** 0.5
+            size = ((x_t.abs() + (1 - a) ** 0.5 * model_output.abs()) / a ** 0.5).max().item()
+        seen.append((x0.abs().max().item(), size))
+        return result
+    monkeypatch.setattr(cls, hook, record)
+    x, err = sample_quietly(capsys, ["--ckpt", str(tiny_ckpt), "--n", "3", "--sampler", sampler, "--steps", "6", "--out", str(tmp_path / "s")])
+    assert f"{sampler} with 6 steps" in err and x.shape == (3, 1, 16, 16) and len(pngs(tmp_path / "s")) == 3
+    assert len(seen) >= 6, seen
+    assert all(m <= 1 + 2 ** -22 * size for m, size in seen), seen
+    if clipped_by_generate: assert sum(m >= 1 - 2 ** -22 * size for m, size in seen) >= 3, seen  # the clip acted
+
+
+@pytest.mark.parametrize("sampler", ["euler-ancestral", "pndm"])
+def test_a_sampler_that_cannot_take_the_model_output_is_refused(tiny_ckpt, tmp_path, capsys, sampler):
+    "An x_0-predicting model and a sampler whose step takes only ε or v: one error line naming --sampler, no images."
+    ckpt = with_scheduler(tiny_ckpt, tmp_path / "x0", prediction_type="sample")
+    with pytest.raises(SystemExit) as e: sample_main(["--ckpt", str(ckpt), "--sampler", sampler, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1, err
+    assert f"--sampler {sampler} cannot sample a model trained with prediction_type=sample" in err and "use --sampler ddpm" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_refused_pairs_are_those_diffusers_refuses():
+    "PREDICTIONS_REFUSED is what each diffusers sampler's step does: one step of every (sampler, prediction type) pair runs or raises."
+    for sampler, cls in SAMPLERS.items():
+        if not hasattr(cls, "compatibles"): continue  # ours take every type
+        for pt in PREDICTION_TYPES:
+            s = cls.from_config(DDPMScheduler(prediction_type=pt).config); s.set_timesteps(4)
+            x, t = torch.zeros(1, 1, 2, 2), s.timesteps[0]
+            try: s.step(x, t, s.scale_model_input(x, t), generator=torch.Generator()) if "generator" in inspect.signature(s.step).parameters else s.step(x, t, s.scale_model_input(x, t)); ok = True
+            except (ValueError, NotImplementedError): ok = False
+            assert ok == (pt not in PREDICTIONS_REFUSED.get(sampler, ())), (sampler, pt)

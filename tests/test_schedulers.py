@@ -184,3 +184,52 @@ def test_diffusers_schedulers_drive_our_unet(name, kw):
     theirs = generate(model, getattr(diffusers, name)(), 3, steps=25, seed=3, progress=False, **kw)
     ours = generate(model, {"DDPMScheduler": DDPMScheduler, "DDIMScheduler": DDIMScheduler}[name](), 3, steps=25, seed=3, progress=False, **kw)
     assert theirs.std() > 0.1 and rel_err(ours, theirs) <= 1e-5
+
+
+# Issue 30 item 3: the samplers that coincide with DDIM (η = 0, ε̂ re-derived from the clipped x̂_0) do so with generate's clipping.
+CLIP_TOL = 1e-4
+CLIP_TOL_WHY = """diffusers' Euler and DPM-Solver++ keep their σ table in float32 and step in float32 (`sample.to(torch.float32)` in
+their `step`), so even with a float64 U-Net they cannot agree with our float64 DDIM to float64 precision: each step rounds x_σ,
+|x_σ| ≤ 5·√(1 + σ²), to 2⁻²⁴ ≈ 6e-8 relative, which is ≤ 3e-7 in the x_t units that reach the U-Net, 3e-6 over 10 steps
+(measured 1.1e-6 to 2.1e-6); 1e-4 leaves room for the U-Net to amplify that 30-fold, and is 2·10⁴ below the 2.0 by which
+either differs from DDIM without the clip (or with DDIM's default ε̂)."""
+
+
+def clipping_model():
+    "The tiny diffusers U-Net in float64, recording the fraction of x̂_0 pixels outside [-1, 1] at each integer-t call."
+    unet, ab, seen = tiny_diffusers_unet().double(), exact_alphas(diffusers.DDPMScheduler()).alphas_cumprod, []
+    def record(module, args, output):
+        x, t = args[0], int(args[1])
+        if t == args[1]: seen.append((((x - (1 - ab[t]).sqrt() * output.sample) / ab[t].sqrt()).abs() > 1).double().mean().item())
+    unet.register_forward_hook(record)
+    return unet, seen
+
+
+def float64_generate(model, scheduler, **kw):
+    dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # generate draws its noise in the default dtype
+    try: return generate(model, scheduler, 4, steps=10, seed=1, progress=False, **kw)
+    finally: torch.set_default_dtype(dtype)
+
+
+@pytest.mark.parametrize("sampler,spacing,options", [("euler", "leading", {}), ("euler", "leading", {"steps_offset": 1}),
+                                                     ("dpm-solver++", "trailing", {})])
+def test_clipped_samplers_are_ddim_with_the_clipped_eps(sampler, spacing, options):
+    """Euler on the probability-flow ODE, x_σ' = x_σ + (σ' − σ)·ε̂', is DDIM η = 0 in x_σ = x_t/√ᾱ_t units, and so is first-order
+    DPM-Solver++: with ε̂' from the clipped x̂_0 (generate's, our DDIM's use_clipped_model_output) the samples agree. Their time steps
+    coincide with leading spacing for Euler (its trailing and linspace start from x_T·σ_max, not x_T·√(σ_max² + 1), or visit
+    fractional t) and trailing for DPM-Solver++ (its leading spacing strides T // (n + 1)); both end on σ = 0, DDIM on ᾱ = 1."""
+    from hw5_diffusion.cli import make_scheduler
+    config = {**DDPMScheduler(timestep_spacing=spacing, **options).config}
+    theirs = make_scheduler(sampler, config)
+    if sampler == "dpm-solver++": theirs = type(theirs).from_config(theirs.config, solver_order=1)
+    model, seen = clipping_model()
+    x = float64_generate(model, exact_alphas(theirs))
+    ddim = float64_generate(model, DDIMScheduler.from_config(config), eta=0.0, use_clipped_model_output=True)
+    assert len(seen) == 20 and 0.2 < sum(seen) / len(seen) < 0.99, seen  # the clip acts on most pixels, not all (measured 96%)
+    ours = DDIMScheduler.from_config(config); ours.set_timesteps(10)
+    assert theirs.timesteps.tolist() == ours.timesteps.tolist()
+    assert x.dtype == torch.float64 and (x - ddim).abs().max() <= CLIP_TOL, ((x - ddim).abs().max(), CLIP_TOL_WHY)
+    unclipped = float64_generate(model, exact_alphas(make_scheduler(sampler, {**config, "clip_sample": False})))
+    default_eps = float64_generate(model, DDIMScheduler.from_config(config), eta=0.0, use_clipped_model_output=False)
+    assert (unclipped - ddim).abs().max() > 1e3 * CLIP_TOL and (default_eps - ddim).abs().max() > 1e3 * CLIP_TOL
