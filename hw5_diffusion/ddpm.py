@@ -254,16 +254,16 @@ def clipped_model_output(model_output, sample, alpha_bar:float, prediction_type:
 
 def generate_clips(scheduler):
     """The range `generate` clips x̂_0 to for `scheduler`, or None: its config's `clip_sample_range` when the config clips and its step
-    does not. Ours and diffusers' DDPM and DDIM clip in their step; DPM-Solver++ and UniPC with dynamic thresholding (at sample_max_value
-    1, the same clip); Euler, Euler-ancestral, Heun, LMS and PNDM have no clipping (diffusers keeps a compatible scheduler's clip_sample
-    in their config: `EulerDiscreteScheduler.from_config(ddpm.config)` says whether the model clips)."""
+    does not. Ours and diffusers' DDPM, DDIM and Heun clip in their step; DPM-Solver++ and UniPC with dynamic thresholding (at
+    sample_max_value 1, the same clip); Euler, Euler-ancestral, LMS and PNDM have no clipping (diffusers keeps a compatible scheduler's
+    clip_sample in their config: `EulerDiscreteScheduler.from_config(ddpm.config)` says whether the model clips)."""
     c = scheduler.config
     takes = lambda k: _takes(type(scheduler).__init__, k)  # not merely a key kept from another scheduler's config
     if not c.get("clip_sample") or takes("clip_sample") or (takes("thresholding") and c.get("thresholding")): return None
     return c.get("clip_sample_range", 1.0)
 
 def _alpha_bar_in_use(scheduler, t:int) -> float:
-    """ᾱ of the model evaluation just made: t-space schedulers (PNDM) read ᾱ_t; σ-space ones (Euler, Heun, LMS: x_σ = x_t/√ᾱ,
+    """ᾱ of the model evaluation just made: t-space schedulers (PNDM) read ᾱ_t; σ-space ones (Euler, LMS: x_σ = x_t/√ᾱ,
     started at init_noise_sigma ≠ 1) read the σ that `scale_model_input` used, sigmas[step_index], as ᾱ = 1/(1 + σ²)."""
     if float(getattr(scheduler, "init_noise_sigma", 1.0)) == 1.0: return float(scheduler.alphas_cumprod[t])
     return 1 / (1 + float(scheduler.sigmas[scheduler.step_index]) ** 2)
