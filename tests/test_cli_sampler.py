@@ -1,14 +1,14 @@
-"`hw5-sample --sampler ddpm|ddim --steps S --eta E`: defaults, the checkpoint's β schedule, and one clear error line."
+"`hw5-sample --sampler ddpm|ddim --steps S --eta E`: defaults, the checkpoint's β schedule, and one clear error line; every sampler heads for a clipped x̂_0."
 import inspect, json, shutil
 import numpy as np
 import torch
 import pytest
 from PIL import Image
 from conftest import run
-from hw5_diffusion.cli import image_seeds, load_for_sampling, sample, sample_main, sample_parser, sample_images
+from hw5_diffusion.cli import SAMPLERS, PREDICTIONS_REFUSED, image_seeds, load_for_sampling, make_scheduler, sample, sample_main, sample_parser, sample_images
 from hw5_diffusion.data import image_grid
 from hw5_diffusion.ddim import DDIMScheduler
-from hw5_diffusion.ddpm import generate
+from hw5_diffusion.ddpm import DDPMScheduler, PREDICTION_TYPES, generate, generate_clips
 from hw5_diffusion.checkpoints import load_checkpoint
 
 
@@ -116,9 +116,6 @@ def test_eval_batch_size_never_changes_the_images(tiny_ckpt, tmp_path):
     a, b = pngs(tmp_path / "3" / "samples"), pngs(tmp_path / "8" / "samples")
     assert len(a) == len(b) == 8 and all(np.abs(x.astype(int) - y).max() <= 1 for x, y in zip(a, b))
 
-
-from hw5_diffusion.cli import SAMPLERS, PREDICTIONS_REFUSED, make_scheduler
-from hw5_diffusion.ddpm import DDPMScheduler, generate_clips, PREDICTION_TYPES
 
 
 @pytest.mark.parametrize("sampler", list(SAMPLERS))

@@ -233,3 +233,17 @@ def test_clipped_samplers_are_ddim_with_the_clipped_eps(sampler, spacing, option
     unclipped = float64_generate(model, exact_alphas(make_scheduler(sampler, {**config, "clip_sample": False})))
     default_eps = float64_generate(model, DDIMScheduler.from_config(config), eta=0.0, use_clipped_model_output=False)
     assert (unclipped - ddim).abs().max() > 1e3 * CLIP_TOL and (default_eps - ddim).abs().max() > 1e3 * CLIP_TOL
+
+
+def test_a_learned_variance_reaches_euler_as_its_mean_channels():
+    """A learned-variance model (2×C outputs) sampled by Euler, which keeps the checkpoint's variance_type in its config but has no
+    variance: generate hands it the ε̂ channels, clipped as a C-channel model's, bit for bit (it used to hand it all 2×C)."""
+    from hw5_diffusion.cli import make_scheduler
+    unet = tiny_diffusers_unet()
+    class WithVariance(torch.nn.Module):
+        def __init__(self): super().__init__(); self.unet, self.config = unet, unet.config
+        def forward(self, x, t, y=None): return torch.cat([self.unet(x, t).sample, torch.full_like(x, 0.3)], 1)
+    learned = make_scheduler("euler", DDPMScheduler(variance_type="learned_range").config)
+    assert learned.config["variance_type"] == "learned_range"
+    x = generate(WithVariance(), learned, 2, steps=5, seed=0, progress=False)
+    assert torch.equal(x, generate(unet, make_scheduler("euler", DDPMScheduler().config), 2, steps=5, seed=0, progress=False))
