@@ -22,8 +22,8 @@ cosine cut short is not the recipe), then trains from scratch, starting together
 max_steps or at the budget, whichever comes first. Along the way ours copies its sampling (EMA) weights in memory at each
 of `FRACTIONS` of the budget: at the first step at which its training time reaches that fraction of the budget or its
 step count that fraction of max_steps (the two agree while the calibrated rate holds); the last copy is the final weights.
-A copy costs about 2 ms against about 0.5 s a training step (its total is printed and kept in the note). The baseline
-keeps only its final EMA weights.
+A copy takes about 2 ms of an idle core (under 10 ms on a loaded one) against about 0.5 s a training step; the run prints
+their total and keeps it in the note. The baseline keeps only its final EMA weights.
 
 Scoring starts after both sides have stopped, so it takes no training time from either. Each point (every copy of ours,
 the baseline's final weights) is scored by `DRAWS` sampling draws of --n images (image seeds `DRAW_SEEDS`, the same for
@@ -31,7 +31,7 @@ every point), the same sampler for both sides: --sampler, any of `hw5_diffusion.
 from each side's training configuration, with --steps (default `SAMPLER`: DDIM-50, η = 0, the DDIM step's ε̂ re-derived
 from the clipped x̂0, our default; --pairing model takes the model's own ε̂, diffusers' default). Each draw's digits-FID is
 against the 360-image test split (`samples_fid`), and so is the floor: the first --n real training digits, the same
-images in every draw (so the floor has no draw spread; the run checks that it came out identical). The jobs run two at a
+images in every draw (so the floor has no draw spread; the run reports whether it came out identical). The jobs run two at a
 time, one process and one thread each, a progress line each. Every spread is the standard deviation of the draws.
 
 Reported per budget: (a) time to target, the fraction of the budget (training time of the copy / budget) at which ours'
@@ -39,9 +39,9 @@ mean digits-FID first reaches the baseline's final mean, linearly interpolated b
 the first copy is already there, "> 1 (not reached)" when none is); (b) excess over the floor at the end,
 (ours_final − floor) / (baseline_final − floor), from the means, ± the standard deviation of the per-draw ratios (draw k of
 ours over draw k of the baseline: the same image seeds). Targets (issue 30): (a) ≤ 0.2 and (b) ≤ 0.3, at every budget;
-both scale with the host's speed. Prints a table with a row per budget and a table of ours' digits-FID at each fraction,
-saves the curves (digits-FID against the fraction of the budget, the baseline's final level and the floor as lines) to
-benchmarks/quality.png, and appends both tables to benchmarks/RESULTS.md.
+both move with the host's speed, so a faster host does not put them out of reach. Prints a table with a row per budget
+and a table of ours' digits-FID at each fraction, saves the curves (digits-FID against the fraction of the budget, the
+baseline's final level and the floor as lines) to benchmarks/quality.png, and appends both tables to benchmarks/RESULTS.md.
 """
 import argparse, json, math, os, queue, statistics, subprocess, sys, tempfile, threading, time
 from dataclasses import replace
@@ -169,7 +169,7 @@ def worker(side:str, minutes:float, calib:float, out:str, overrides=()):
         while pending and (time.perf_counter() - t0 >= pending[0] * budget or done >= pending[0] * max_steps): snapshot(pending.pop(0))
     train_s = time.perf_counter() - t0
     snapshot(1.0)
-    print(f"{side}: {done}/{max_steps} steps in {train_s:.0f} s (calibrated {rate:.2f} steps/s); {len(snapshots)} copies of its "
+    print(f"{side}: {done}/{max_steps} steps in {train_s:.0f} s (calibrated {rate:.2f} steps/s); {len(snapshots)} cop{'y' if len(snapshots) == 1 else 'ies'} of its "
           f"sampling weights, {copy_s * 1e3:.0f} ms in all", file=sys.stderr, flush=True)
     torch.save(dict(side=side, overrides=list(overrides), params=params, batch=batch, rate=rate, max_steps=max_steps, steps=done,
                     images_seen=done * batch, train_s=train_s, copy_s=copy_s, snapshots=snapshots, scheduler_config=scheduler_config), out)
@@ -183,7 +183,8 @@ def scorer():
     runs, models = {}, {}
     for line in sys.stdin:
         j = json.loads(line)
-        r = runs.get(j["run"]) or runs.setdefault(j["run"], torch.load(j["run"]))
+        if j["run"] not in runs: runs[j["run"]] = torch.load(j["run"])
+        r = runs[j["run"]]
         key = (r["side"], tuple(r["overrides"]))
         if key not in models: models[key] = SIDES[r["side"]](1, r["overrides"])[1]()
         model = models[key]
@@ -355,6 +356,7 @@ def curve_table(budgets:list) -> str:
 
 def figure(budgets:list, path, sampler_text:str):
     "Ours' mean digits-FID (± sd) against the fraction of each budget, the baseline's final level (dashed) and the floor (dotted)."
+    from matplotlib.ticker import ScalarFormatter
     from hw5_diffusion.data import offscreen_figure
     fig = offscreen_figure(figsize=(7, 4.4))
     ax = fig.subplots()
@@ -364,9 +366,12 @@ def figure(budgets:list, path, sampler_text:str):
         ax.errorbar([p["time_fraction"] for p in b["curve"]], [m for m, _ in ms], yerr=[s for _, s in ms], color=color, marker="o",
                     capsize=3, label=f"ours, {b['minutes']:g} min (time to target {r['ttt_text']})")
         ax.axhline(r["base"], color=color, ls="--", lw=1, label=f"baseline's final, {b['minutes']:g} min: {r['base']:.2f}")
-    ax.axhline(budget_rows(budgets[0])["floor"], color="k", ls=":", lw=1, label="floor (real training digits)")
-    ax.axvline(TARGETS["time_to_target"], color="grey", lw=0.8, alpha=0.6)
-    ax.set(xlabel="training time / budget", ylabel=f"digits-FID ({sampler_text}, mean of {DRAWS} draws)", xlim=(0, 1.05))
+    floor = budget_rows(budgets[0])["floor"]
+    ax.axhline(floor, color="k", ls=":", lw=1, label=f"floor (real training digits): {floor:.2f}")
+    ax.axvline(TARGETS["time_to_target"], color="grey", lw=0.8, alpha=0.6)  # target (a)
+    ax.set(xlabel="training time / budget", ylabel=f"digits-FID, mean ± sd of {DRAWS} draws", xlim=(0, 1.05), yscale="log")
+    ax.set_title(f"ours along its budget against the baseline's end; {sampler_text}", fontsize=9)
+    ax.yaxis.set_major_formatter(ScalarFormatter()); ax.yaxis.set_minor_formatter(ScalarFormatter())  # 20, not 2×10¹
     ax.legend(fontsize=7); fig.tight_layout(); fig.savefig(path, dpi=100)
     return path
 
