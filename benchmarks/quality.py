@@ -356,7 +356,7 @@ def curve_table(budgets:list) -> str:
 
 def figure(budgets:list, path, sampler_text:str):
     "Ours' mean digits-FID (± sd) against the fraction of each budget, the baseline's final level (dashed) and the floor (dotted)."
-    from matplotlib.ticker import ScalarFormatter
+    from matplotlib.ticker import LogFormatter
     from hw5_diffusion.data import offscreen_figure
     fig = offscreen_figure(figsize=(7, 4.4))
     ax = fig.subplots()
@@ -371,7 +371,8 @@ def figure(budgets:list, path, sampler_text:str):
     ax.axvline(TARGETS["time_to_target"], color="grey", lw=0.8, alpha=0.6)  # target (a)
     ax.set(xlabel="training time / budget", ylabel=f"digits-FID, mean ± sd of {DRAWS} draws", xlim=(0, 1.05), yscale="log")
     ax.set_title(f"ours along its budget against the baseline's end; {sampler_text}", fontsize=9)
-    ax.yaxis.set_major_formatter(ScalarFormatter()); ax.yaxis.set_minor_formatter(ScalarFormatter())  # 20, not 2×10¹
+    # 20, not 2×10¹; the in-between ticks labelled while the curve spans at most 2 decades, a few of them up to 2
+    ax.yaxis.set_major_formatter(LogFormatter()); ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 1)))
     ax.legend(fontsize=7); fig.tight_layout(); fig.savefig(path, dpi=100)
     return path
 
