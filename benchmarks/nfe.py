@@ -21,7 +21,7 @@ from hw5_diffusion.ddpm import generate
 from hw5_diffusion.data import offscreen_figure
 from results import append_results
 
-LABELS = {"ddpm": "DDPM (ancestral, respaced)", "ddim": "DDIM (η = 0)", "dpm-solver++": "DPM-Solver++ (2M)", "unipc": "UniPC (bh2)",
+LABELS = {"ddpm": "DDPM (ancestral, respaced)", "ddim": "DDIM (η = 0)", "restart": "Restart (DDIM, 2 walks back in σ ∈ [0.06, 0.30])", "dpm-solver++": "DPM-Solver++ (2M)", "unipc": "UniPC (bh2)",
           "euler": "Euler", "euler-ancestral": "Euler-ancestral", "heun": "Heun (2nd order)", "pndm": "PNDM", "lms": "LMS"}
 assert set(LABELS) == set(SAMPLERS), "a row for every sampler hw5-sample offers"
 

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 import hw5_diffusion
 from .data import DataError, image_grid, offscreen_figure, load_digits_tensors
 from .ddpm import DDPMScheduler, generate, model_device
-from .ddim import DDIMScheduler
+from .ddim import DDIMScheduler, RestartScheduler
 from .checkpoints import CheckpointError, load_checkpoint, read_config, atomic_write
 from .training import (PRESETS, TrainConfig, Trainer, ConfigError, TrainingError, StopRequested, preset, apply_overrides,
                                     check_config, resolve_resume, latest_checkpoint, _os_error)
@@ -258,7 +258,7 @@ import torch.nn as nn
 from .ddpm import SchedulerMixin, stream_seed
 
 # ours, then diffusers' by name: each one drives `generate` on a model trained under our DDPM schedule
-SAMPLERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "euler": diffusers.EulerDiscreteScheduler,
+SAMPLERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "restart": RestartScheduler, "euler": diffusers.EulerDiscreteScheduler,
             "euler-ancestral": diffusers.EulerAncestralDiscreteScheduler, "heun": diffusers.HeunDiscreteScheduler,
             "dpm-solver++": diffusers.DPMSolverMultistepScheduler, "unipc": diffusers.UniPCMultistepScheduler,
             "pndm": diffusers.PNDMScheduler, "lms": diffusers.LMSDiscreteScheduler}
@@ -386,7 +386,7 @@ def sample_parser():
     p.add_argument("--ckpt", required=True, help="checkpoint folder (model.safetensors + config.json), or a diffusers pipeline or UNet2DModel folder")
     p.add_argument("--n", type=positive_int, default=16, help="number of images")
     p.add_argument("--out", required=True, help="folder for the PNGs (only them); their grid goes beside it, as OUT.png")
-    p.add_argument("--sampler", choices=list(SAMPLERS), default="ddpm", help="ancestral DDPM (the default), DDIM, or a diffusers scheduler")
+    p.add_argument("--sampler", choices=list(SAMPLERS), default="ddpm", help="ancestral DDPM (the default), DDIM, Restart (DDIM with two walks back up near the end; Xu et al. 2023), or a diffusers scheduler")
     p.add_argument("--steps", type=int, help=f"sampling steps (default: all T = 1000 for ddpm, {DDIM_DEFAULT_STEPS} for ddim)")
     p.add_argument("--eta", type=finite_float, help="DDIM's η: 0 deterministic (the default), 1 DDPM-like; ddim only")
     p.add_argument("--seed", type=seed_int, default=0)
