@@ -69,7 +69,7 @@ jupyter lab nbs/                 # open a chapter, then Run > Run All Cells
 
 Go in this order: a chapter imports your earlier ones. The times are Run All of the finished chapter through a
 Jupyter kernel, one chapter at a time, on one CPU thread (`OMP_NUM_THREADS=1`) of a 2-core machine shared with other
-work, measured in December 2026; a laptop with more cores is faster. *Small* is the chapter at `IN_TEST=1` (below);
+work (often busy: the notes say where), measured in December 2026; a laptop with more cores is faster. *Small* is the chapter at `IN_TEST=1` (below);
 *same*: the chapter has no size cell. On a GPU: not measured.
 
 {week}
