@@ -181,6 +181,24 @@ def test_release_readme_tells_the_week(release):
                  "hw5-check 01_forward", "Hand in your `nbs/` folder", "Only the code inside the solution regions is graded",
                  "is not written yet: this cell needs it; skipped", "On a GPU: not measured"):
         assert text in readme, text
+    for r in (l for l in readme.splitlines() if re.match(r"\| `\d\d_\w+` \|", l)):   # every chapter measured
+        full, small = [c.strip() for c in r.split("|")[3:5]]
+        assert "not measured" not in r and re.search(r"\d (s|min)\b", f"{full} {small}"), r
+
+
+def test_grading_chapter_gives_every_chapters_run_all_time():
+    """Every notebook in nbs/ with code, the grader's own included, has its Run All time (or why not) in CHAPTER_TIMES,
+    in chapter order, and the grading page's Markdown table is `times_table()`: a new chapter without a time fails."""
+    from hw5_diffusion.grading import CHAPTER_TIMES, times_table
+    nbs = {p.stem: json.loads(p.read_text()) for p in sorted((ROOT / "nbs").glob("*.ipynb"))}
+    chapters = [name for name, nb in nbs.items() if any(c["cell_type"] == "code" for c in nb["cells"])]
+    assert list(CHAPTER_TIMES) == chapters and "19_launch" in chapters
+    for name, (full, small, note) in CHAPTER_TIMES.items():
+        assert (full or 0) > 0 or "not run here" in note, name          # measured, or says why not
+        assert small is None or small > 0, name
+        assert f"| `{name}` | " in times_table(), name
+    page = ["".join(c["source"]) for c in nbs["14_grading"]["cells"] if c["cell_type"] == "markdown"]
+    assert any(times_table() in s for s in page), "the grading page's table is not times_table(): paste it again"
 
 
 def test_release_readme_nbdev_test_command_runs_the_chapter(release, tmp_path):
