@@ -1,10 +1,11 @@
 """digits-FID against the number of model evaluations (NFE) for every sampler `hw5-sample --sampler` offers on one trained
 digits model: how much sample quality each sampler keeps when the budget shrinks from 200 evaluations to 10.
 
-    python benchmarks/nfe.py [--ckpt runs/nfe-digits] [--n 300] [--nfe 10 20 50 100 200] [--samplers ...] [--no-append]
+    python benchmarks/nfe.py [--ckpt runs/nfe-digits] [--as-is] [--n 300] [--nfe 10 20 50 100 200] [--samplers ...] [--no-append]
 
 Trains the digits preset (`hw5-train --data digits`: 1,200 steps of 128 images, a few CPU minutes) into --ckpt unless that
-folder already holds exactly this run. Each sampler is built from the checkpoint's scheduler config by
+folder already holds exactly this run; with --as-is it samples --ckpt as it is (the tables model: `--ckpt
+runs/tables/digits/ckpt --as-is`). Each sampler is built from the checkpoint's scheduler config by
 `hw5_diffusion.cli.make_scheduler` (ours for ddpm/ddim with η = 0, diffusers' for the others, their default spacing) and
 makes one model evaluation per step, so steps = NFE, except Heun (2 per step, less one) and PNDM (its Runge-Kutta warm-up):
 those take the most steps that stay within the NFE, and the table shows the evaluations made where fewer. For each (sampler, NFE) it draws --n images with seed 0
@@ -73,13 +74,14 @@ def plot(fids, floor, path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", default="runs/nfe-digits", help="run folder: trained here with the digits preset unless it holds that run")
+    ap.add_argument("--as-is", action="store_true", help="sample --ckpt as it is, whatever trained it (e.g. the tables model, runs/tables/digits/ckpt)")
     ap.add_argument("--n", type=int, default=300, help="images per point")
     ap.add_argument("--nfe", type=int, nargs="+", default=[10, 20, 50, 100, 200])
     ap.add_argument("--samplers", nargs="+", choices=list(SAMPLERS), default=list(SAMPLERS))
     ap.add_argument("--figure", default=str(Path(__file__).with_name("nfe.png")))
     ap.add_argument("--no-append", action="store_true")
     a = ap.parse_args()
-    trained = train_once(["--data", "digits", "--out", a.ckpt, "--sample-n", "0"])
+    trained = None if a.as_is else train_once(["--data", "digits", "--out", a.ckpt, "--sample-n", "0"])
     t0 = time.perf_counter()
     fids, floor = measure(a.ckpt, a.samplers, a.nfe, a.n)
     secs = time.perf_counter() - t0
@@ -87,7 +89,7 @@ def main():
     print(md)
     print(f"figure: {plot(fids, floor, a.figure)}")
     if not a.no_append:
-        note = (f"`python benchmarks/nfe.py {' '.join(f'--{k} {v}' for k, v in [('n', a.n)])}`: the digits preset ({read_config(a.ckpt)['train']['max_steps']:,} steps × 128 images, "
+        note = (f"`python benchmarks/nfe.py --ckpt {a.ckpt}{' --as-is' * a.as_is} --n {a.n}`: {'the checkpoint as it is' if a.as_is else 'the digits preset'} ({read_config(a.ckpt)['train']['max_steps']:,} steps × 128 images, "
                 f"{'trained for this run in ' + str(trained) + ' CPU s' if trained else 'reused from ' + a.ckpt}); {a.n} images per point, seed 0; "
                 f"digits-FID against the 360-image test split (lower is better; the floor is {a.n} real training digits); "
                 f"sampling and scoring took {secs / 60:.1f} min wall on {machine('cpu')}. Figure: benchmarks/nfe.png.")

@@ -172,3 +172,18 @@ def test_the_refused_pairs_are_those_diffusers_refuses():
             try: s.step(x, t, s.scale_model_input(x, t), generator=torch.Generator()) if "generator" in inspect.signature(s.step).parameters else s.step(x, t, s.scale_model_input(x, t)); ok = True
             except (ValueError, NotImplementedError): ok = False
             assert ok == (pt not in PREDICTIONS_REFUSED.get(sampler, ())), (sampler, pt)
+
+
+def test_restart_makes_as_many_model_evaluations_as_steps(tiny_ckpt, tmp_path, capsys, monkeypatch):
+    "--sampler restart --steps N calls the model N times, the walks back included; too few steps for its walks: one line naming --steps."
+    from hw5_diffusion.unet import UNet
+    calls = []
+    original = UNet.forward
+    monkeypatch.setattr(UNet, "forward", lambda self, *a, **kw: calls.append(int(a[1].flatten()[0])) or original(self, *a, **kw))
+    sample_quietly(capsys, ["--ckpt", str(tiny_ckpt), "--n", "2", "--sampler", "restart", "--steps", "20", "--out", str(tmp_path / "s")])
+    t_min, t_max = load_for_sampling(tiny_ckpt, "cpu", "restart")[1].restart_interval()
+    assert len(calls) == 20 and calls.count(t_max) == 2 and calls[-1] == t_min, calls  # twice from t_max down again, then from t_min to x_0
+    with pytest.raises(SystemExit) as e: sample_main(["--ckpt", str(tiny_ckpt), "--sampler", "restart", "--steps", "3", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and "--steps 3" in err and "too few" in err, err
+    assert not (tmp_path / "o").exists()
