@@ -48,15 +48,15 @@ def made_up_budget(minutes, curve_means, base, floor=10.0):
     run_ = lambda steps: dict(steps=steps, max_steps=steps + 50, copy_s=0.01)
     curve = [dict(fraction=f, time_fraction=f, step=int(1000 * f), fids=[m - 1, m, m + 1]) for f, m in zip(q.FRACTIONS, curve_means)]
     return dict(minutes=minutes, n=200, runs=dict(ours=run_(1000), baseline=run_(4000)), curve=curve, baseline=[base - 1, base, base + 1],
-                floors=[floor] * (3 * len(q.FRACTIONS) + 3), train_wall=60, score_wall=60, sample_s=dict(ours=[1.0] * 24, baseline=[1.0] * 3), images=200 * 27)
+                floors=[floor] * (3 * len(q.FRACTIONS) + 3), train_wall=60, score_wall=60, sample_s=dict(ours=[1.0] * 3 * len(q.FRACTIONS), baseline=[1.0] * 3), images=200 * (3 * len(q.FRACTIONS) + 3))
 
 
 def test_tables_have_a_row_per_budget_and_per_copy(tmp_path):
-    assert len(q.FRACTIONS) == 8 and q.FRACTIONS[-1] == 1.0 and 0.2 in q.FRACTIONS
+    assert q.FRACTIONS == (0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
     # 4 min: ours reaches 30 (the baseline's end) half-way between 0.15 (35) and 0.2 (25); ends at 13: (13 − 10) / (30 − 10) = 0.15
-    fast = made_up_budget(4, [60, 50, 35, 25, 20, 16, 14, 13], base=30)
+    fast = made_up_budget(4, [50, 35, 25, 20, 16, 13], base=30)
     # 16 min: ours never reaches the baseline's 12; (14 − 10) / (12 − 10) = 2
-    slow = made_up_budget(16, [60, 50, 40, 30, 25, 20, 16, 14], base=12)
+    slow = made_up_budget(16, [50, 40, 30, 25, 20, 14], base=12)
     r = q.budget_rows(fast)
     assert r["time_to_target"] == pytest.approx(0.175, rel=1e-12) and r["excess"] == pytest.approx(0.15, rel=1e-12)
     assert r["floor"] == 10 and r["floor_varies"] == 0 and r["base_sd"] == pytest.approx(1.0) and r["ours"] == 13
@@ -67,7 +67,7 @@ def test_tables_have_a_row_per_budget_and_per_copy(tmp_path):
     assert "> 1 (not reached) (not met)" in summary[3] and "2.000 ± " in summary[3] and "(not met, 1.700 over)" in summary[3]
     curve = q.curve_table([fast, slow]).splitlines()
     assert len(curve) == 2 + 2 * len(q.FRACTIONS)
-    assert curve[2] == "| 4 min | 0.05 | 0.050 | 50 | 59.00 / 60.00 / 61.00 | 60.00 ± 1.00 |"
+    assert curve[2] == "| 4 min | 0.1 | 0.100 | 100 | 49.00 / 50.00 / 51.00 | 50.00 ± 1.00 |"
     assert curve[-1] == "| 16 min | 1 | 1.000 | 1,000 | 13.00 / 14.00 / 15.00 | 14.00 ± 1.00 |"
     path = q.figure([fast, slow], tmp_path / "q.png", "DDIM-50")
     assert path.stat().st_size > 10_000
