@@ -78,7 +78,7 @@ class DDIMScheduler(SchedulerMixin):
         ### END SOLUTION
         return SchedulerOutput(prev, x0)
 
-# %% ../nbs/04_ddim.ipynb #c5c2a0e3
+# %% ../nbs/04_ddim.ipynb #a38bed36
 RestartStep = namedtuple("RestartStep", "t s restart")  # evaluate at t, DDIM-step to s, then (restart) jump back up to t_max
 
 class RestartScheduler(DDIMScheduler):
