@@ -11,6 +11,14 @@ os.environ.update(HW5_CACHE=_CACHE, HW5_DATA=os.path.join(_CACHE, "data"))
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
+# the files that take minutes go first: two workers take whole files in collection order (`--dist loadfile`), so a long file
+# collected last runs alone at the end (test_quality's demo-sized training did, for minutes, on one of the two cores)
+LONG_FIRST = ("test_quality.py", "test_course.py", "test_nbgrader.py", "test_course_browser.py")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: LONG_FIRST.index(item.path.name) if item.path.name in LONG_FIRST else len(LONG_FIRST))
+
 
 def run(cmd, check=True, timeout=1800, **kw):
     "Run a command (list) with the venv's scripts on PATH; returns the CompletedProcess."
